@@ -1,0 +1,198 @@
+"""Start and stop real supervisord instances on loopback (for the demo, tests and benchmarks).
+
+Each :class:`Supervisord` owns a directory with its config, logs and socket, and
+runs ``supervisord -n`` as a child in its own session, so a Ctrl-C meant for us
+does not reach it before we stop it ourselves.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from supervisor.xmlrpc import SupervisorTransport
+
+__all__ = ["Program", "Supervisord", "free_port"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    command: str
+    autostart: bool = True
+    autorestart: bool = True
+    startsecs: int = 1
+    numprocs: int = 1
+    group: str | None = None
+    """Put the program in a ``[group:NAME]`` section of that name."""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def demo_program(kind: str, name: str) -> str:
+    return shlex.join([sys.executable, "-u", "-m", "fleetwatch.demo.programs", kind, name])
+
+
+class Supervisord:
+    """One real supervisord; ``url`` is its XML-RPC address (http, or unix with ``unix=True``)."""
+
+    def __init__(
+        self,
+        root: Path,
+        name: str,
+        programs: Sequence[Program],
+        *,
+        port: int | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        unix: bool = False,
+    ) -> None:
+        self.name = name
+        self.dir = root / name
+        self.programs = list(programs)
+        self.port = port or free_port()
+        self.username = username
+        self.password = password
+        self.unix = unix
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.conf = self.dir / "supervisord.conf"
+        self.socket = self.dir / "supervisor.sock"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}" if self.unix else self.http_url
+
+    def write_config(self) -> None:
+        (self.dir / "log").mkdir(parents=True, exist_ok=True)
+        auth = ""
+        if self.username:
+            auth = f"username={self.username}\npassword={self.password}\n"
+        lines = [
+            "[unix_http_server]",
+            f"file={self.socket}",
+            "chmod=0700",
+            auth,
+            "[inet_http_server]",
+            f"port=127.0.0.1:{self.port}",
+            auth,
+            "[supervisord]",
+            f"identifier={self.name}",
+            f"logfile={self.dir}/supervisord.log",
+            f"pidfile={self.dir}/supervisord.pid",
+            f"childlogdir={self.dir}/log",
+            "logfile_maxbytes=5MB",
+            "loglevel=info",
+            "",
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "",
+        ]
+        groups: dict[str, list[str]] = {}
+        for p in self.programs:
+            proc_name = "%(program_name)s_%(process_num)02d" if p.numprocs > 1 else p.name
+            lines += [
+                f"[program:{p.name}]",
+                f"command={p.command}",
+                f"process_name={proc_name}",
+                f"numprocs={p.numprocs}",
+                f"autostart={str(p.autostart).lower()}",
+                f"autorestart={str(p.autorestart).lower()}",
+                f"startsecs={p.startsecs}",
+                "startretries=1000000",
+                "stopwaitsecs=5",
+                f"stdout_logfile={self.dir}/log/{proc_name}.out.log",
+                f"stderr_logfile={self.dir}/log/{proc_name}.err.log",
+                "stdout_logfile_maxbytes=1MB",
+                "stderr_logfile_maxbytes=1MB",
+                *(f"{k}={v}" for k, v in p.extra.items()),
+                "",
+            ]
+            if p.group:
+                groups.setdefault(p.group, []).append(p.name)
+        for g, members in groups.items():
+            lines += [f"[group:{g}]", f"programs={','.join(members)}", ""]
+        self.conf.write_text("\n".join(lines), encoding="utf-8")
+
+    def start(self, timeout: float = 20.0) -> None:
+        if not self.conf.exists():
+            self.write_config()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(self.conf)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+        )
+        self.wait_ready(timeout)
+
+    def rpc(self) -> xmlrpc.client.ServerProxy:
+        """A blocking XML-RPC proxy (over the unix socket, which needs no TCP port)."""
+        transport = SupervisorTransport(self.username, self.password, f"unix://{self.socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                log = self.dir / "supervisord.log"
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"supervisord {self.name} exited ({self.proc.returncode}): {tail}")
+            try:
+                state: Any = self.rpc().supervisor.getState()
+                if state["statename"] == "RUNNING":
+                    return
+            except (OSError, xmlrpc.client.Error) as exc:
+                last = exc
+            time.sleep(0.05)
+        raise TimeoutError(f"supervisord {self.name} not ready after {timeout}s: {last}")
+
+    def kill(self) -> None:
+        """``kill -9`` supervisord (its children are left to die with their session)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.socket.unlink(missing_ok=True)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop supervisord and its programs; SIGKILL the session if it takes too long."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the session, if any
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> Supervisord:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,391 @@
+"""The hub: runs the sources, applies what they report, fans deltas out, routes actions.
+
+Everything here runs on one asyncio event loop, so the model needs no locks: a
+source's report is applied to the :class:`~fleetwatch.model.Fleet` at once, and
+a commit is scheduled. Commits are batched: the first change after a quiet
+period is committed on the next loop iteration, later ones at most every
+``batch_interval`` seconds. Each committed delta is pushed to every
+:class:`Subscription`; a subscriber that falls more than ``max_backlog`` deltas
+behind is not waited for — its backlog is dropped and it is told to resync from
+a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import fnmatch
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fleetwatch.config import Config, SourceConfig
+from fleetwatch.errors import BadParams, SourceError, UnknownAction, UnknownTarget
+from fleetwatch.model import ActionSpec, Delta, Entity, Fleet, Kind, Snapshot, Source
+from fleetwatch.publishers.notifications import Notification, NotificationRules
+from fleetwatch.sources.base import ActionResult, Source as SourceRunner, Target
+
+__all__ = ["Hub", "Subscription", "SourceFactory"]
+
+log = logging.getLogger(__name__)
+audit = logging.getLogger("fleetwatch.audit")
+
+SourceFactory = Callable[[SourceConfig, "SourceHandle"], SourceRunner]
+
+
+class Subscription:
+    """A bounded queue of deltas and notifications for one client.
+
+    ``await next()`` returns everything queued so far. When more than
+    ``max_backlog`` deltas pile up, they are dropped and :attr:`resync` is set:
+    the client must start again from :meth:`Hub.snapshot`.
+    """
+
+    def __init__(self, hub: Hub, max_backlog: int) -> None:
+        self._hub = hub
+        self._items: deque[Delta | Notification] = deque()
+        self._deltas = 0
+        self._max = max_backlog
+        self._wake = asyncio.Event()
+        self.resync = False
+        self.dropped = 0
+        """How many times this subscriber fell behind."""
+
+    def push(self, item: Delta | Notification) -> None:
+        if self.resync:
+            return  # everything up to the resync snapshot is covered by it
+        if isinstance(item, Delta):
+            if self._deltas >= self._max:
+                self._items.clear()
+                self._deltas = 0
+                self.resync = True
+                self.dropped += 1
+                self._wake.set()
+                return
+            self._deltas += 1
+        self._items.append(item)
+        self._wake.set()
+
+    async def next(self) -> list[Delta | Notification]:
+        """Wait until something is queued (or a resync is due); return and clear the queue."""
+        while not self._items and not self.resync:
+            self._wake.clear()
+            await self._wake.wait()
+        items = list(self._items)
+        self._items.clear()
+        self._deltas = 0
+        return items
+
+    def take_resync(self) -> Snapshot:
+        """Clear the resync flag and return the snapshot to start again from."""
+        self.resync = False
+        self._items.clear()
+        self._deltas = 0
+        return self._hub.snapshot()
+
+    def close(self) -> None:
+        self._hub._subscriptions.discard(self)
+
+
+class SourceHandle:
+    """The hub as one source sees it: the model scoped to that source."""
+
+    def __init__(self, hub: Hub, name: str) -> None:
+        self._hub = hub
+        self.name = name
+
+    def get(self, kind: Kind, id: str) -> Entity | None:
+        return self._hub.fleet.get(kind, id)
+
+    def put(self, entity: Entity) -> bool:
+        return self._hub._put(entity)
+
+    def delete(self, kind: Kind, id: str) -> bool:
+        return self._hub._delete(kind, id)
+
+    def sync(self, kind: Kind, entities: Iterable[Entity]) -> int:
+        fleet = self._hub.fleet
+        keep: set[str] = set()
+        changed = 0
+        for e in entities:
+            keep.add(e.id)
+            changed += self._hub._put(e)
+        for gone in fleet.ids_of_source(kind, self.name) - keep:
+            changed += self._hub._delete(kind, gone)
+        return changed
+
+    def status(self, status: str, *, error: str | None = None, **fields: Any) -> None:
+        current = self._hub.fleet.get("source", self.name)
+        if not isinstance(current, Source):
+            return  # removed while its task was still finishing
+        now = time.time()
+        changes: dict[str, Any] = {"status": status, "error": error, **fields}
+        if status != current.status:
+            changes["since"] = now
+            if status == "online":
+                changes.setdefault("last_seen", now)
+        self._hub._put(dataclasses.replace(current, **changes))
+
+
+class Hub:
+    """Runs sources and keeps the fleet model; see the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        factories: dict[str, SourceFactory] | None = None,
+        max_backlog: int = 1_000,
+        note_history: int = 500,
+    ) -> None:
+        self.config = config
+        self.fleet = Fleet(
+            config.hub.name, ring=config.hub.delta_ring, finished_jobs=config.hub.finished_jobs
+        )
+        self.batch_interval = config.hub.batch_interval
+        self.max_backlog = max_backlog
+        self.rules = NotificationRules()
+        self.notes: deque[Notification] = deque(maxlen=note_history)
+        self._factories = factories if factories is not None else default_factories()
+        self._runners: dict[str, SourceRunner] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._subscriptions: set[Subscription] = set()
+        self._flush_handle: asyncio.Handle | None = None
+        self._last_flush = 0.0
+        self.started = time.time()
+        for cfg in config.sources.values():
+            self.add_source(cfg)
+
+    # -- sources ---------------------------------------------------------------
+
+    def add_source(self, cfg: SourceConfig) -> None:
+        if cfg.name in self._runners or self.fleet.get("source", cfg.name) is not None:
+            raise ValueError(f"source {cfg.name!r} exists already")
+        factory = self._factories.get(cfg.kind)
+        now = time.time()
+        if factory is None:
+            self._put(
+                Source(
+                    id=cfg.name,
+                    kind=cfg.kind,
+                    name=cfg.name,
+                    status="error",
+                    since=now,
+                    error=f"sources of kind {cfg.kind!r} are not supported by this version",
+                )
+            )
+            return
+        runner = factory(cfg, SourceHandle(self, cfg.name))
+        self._runners[cfg.name] = runner
+        self._put(
+            Source(
+                id=cfg.name,
+                kind=cfg.kind,
+                name=cfg.name,
+                url=runner.url,
+                status="connecting",
+                since=now,
+                actions=runner.actions(),
+            )
+        )
+        if self._tasks or _loop_running():
+            self._start_one(cfg.name)
+
+    def runner(self, name: str) -> SourceRunner | None:
+        return self._runners.get(name)
+
+    async def start(self) -> None:
+        for name in self._runners:
+            if name not in self._tasks:
+                self._start_one(name)
+
+    def _start_one(self, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(
+            self._runners[name].run(), name=f"source:{name}"
+        )
+        self._tasks[name] = task
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        for r in self._runners.values():
+            try:
+                await r.close()
+            except Exception:
+                log.exception("closing source %s", r.name)
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self.flush()
+
+    # -- the model and its subscribers ---------------------------------------------
+
+    def _put(self, entity: Entity) -> bool:
+        old = self.fleet.get(entity.KIND, entity.id)
+        if not self.fleet.put(entity):
+            return False
+        self._noted(self.rules.derive(old, entity))
+        self._changed()
+        return True
+
+    def _delete(self, kind: Kind, id: str) -> bool:
+        if not self.fleet.delete(kind, id):
+            return False
+        self._changed()
+        return True
+
+    def _noted(self, notes: Iterable[Notification]) -> None:
+        for note in notes:
+            self.notes.append(note)
+            for sub in list(self._subscriptions):
+                sub.push(note)
+
+    def _changed(self) -> None:
+        if self._flush_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: changes wait for an explicit flush()
+        wait = self._last_flush + self.batch_interval - loop.time()
+        if wait > 0:
+            self._flush_handle = loop.call_later(wait, self._scheduled_flush)
+        else:
+            self._flush_handle = loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_handle = None
+        self.flush()
+
+    def flush(self) -> Delta | None:
+        """Commit pending changes now and push the delta to every subscriber."""
+        delta = self.fleet.commit()
+        try:
+            self._last_flush = asyncio.get_running_loop().time()
+        except RuntimeError:
+            pass
+        if delta is not None:
+            for sub in list(self._subscriptions):
+                sub.push(delta)
+        return delta
+
+    def snapshot(self) -> Snapshot:
+        """The current state, with pending changes committed (and pushed) first."""
+        self.flush()
+        return self.fleet.snapshot()
+
+    def subscribe(self, max_backlog: int | None = None) -> Subscription:
+        sub = Subscription(self, self.max_backlog if max_backlog is None else max_backlog)
+        self._subscriptions.add(sub)
+        return sub
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscriptions)
+
+    # -- actions -----------------------------------------------------------------
+
+    def resolve(self, target: Target) -> str:
+        """The name of the source that owns ``target``; raise UnknownTarget."""
+        if target.kind == "source":
+            if self.fleet.get("source", target.id) is None:
+                raise UnknownTarget(f"no source {target.id!r}")
+            return target.id
+        if target.kind == "group":
+            source, sep, group = target.id.partition(":")
+            if not sep or not any(
+                p.group == group  # type: ignore[union-attr]
+                for p in (
+                    self.fleet.get("process", i)
+                    for i in self.fleet.ids_of_source("process", source)
+                )
+            ):
+                raise UnknownTarget(f"no group {target.id!r}")
+            return source
+        if target.kind in ("node", "process", "job"):
+            entity = self.fleet.get(target.kind, target.id)  # type: ignore[arg-type]
+            if entity is None:
+                raise UnknownTarget(f"no {target.kind} {target.id!r}")
+            return entity.source
+        raise UnknownTarget(f"no target kind {target.kind!r}")
+
+    async def run_action(
+        self, target: Target, name: str, params: dict[str, Any] | None = None, *, user: str = "-"
+    ) -> ActionResult:
+        """Check and route an action to its source; raise ActionError subclasses when refused."""
+        params = dict(params or {})
+        source_name = self.resolve(target)
+        runner = self._runners.get(source_name)
+        spec = next(
+            (
+                a
+                for a in (runner.actions() if runner else ())
+                if a.name == name and target.kind in a.targets
+            ),
+            None,
+        )
+        if runner is None or spec is None:
+            raise UnknownAction(f"{target.kind} {target.id!r} has no action {name!r}")
+        check_params(spec, params)
+        started = time.monotonic()
+        try:
+            result = await runner.perform(target, name, params)
+        except SourceError as exc:
+            result = ActionResult.failed(str(exc) or type(exc).__name__)
+        audit.info(
+            "user=%s action=%s target=%s:%s params=%s ok=%s error=%s (%.0f ms)",
+            user,
+            name,
+            target.kind,
+            target.id,
+            params,
+            result.ok,
+            result.error,
+            (time.monotonic() - started) * 1000,
+        )
+        return result
+
+    def sources_matching(self, pattern: str) -> list[str]:
+        return [s for s in self._runners if fnmatch.fnmatchcase(s, pattern)]
+
+
+def check_params(spec: ActionSpec, params: dict[str, Any]) -> None:
+    """Validate ``params`` against the action's ParamSpecs in place (defaults filled in)."""
+    known = {p.name: p for p in spec.params}
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise BadParams(f"action {spec.name!r} takes no parameter {', '.join(unknown)}")
+    for p in spec.params:
+        if p.name not in params:
+            if p.required and p.default is None:
+                raise BadParams(f"action {spec.name!r} needs parameter {p.name!r}")
+            if p.default is not None:
+                params[p.name] = p.default
+            continue
+        value = params[p.name]
+        expected: type | tuple[type, ...] = {"string": str, "integer": int, "boolean": bool}[p.type]
+        if not isinstance(value, expected) or (p.type == "integer" and isinstance(value, bool)):
+            raise BadParams(f"parameter {p.name!r} of {spec.name!r} must be a {p.type}")
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def default_factories() -> dict[str, SourceFactory]:
+    from fleetwatch.sources.supervisor import SupervisorSource
+
+    def supervisor(cfg: SourceConfig, handle: SourceHandle) -> SourceRunner:
+        assert cfg.kind == "supervisor"
+        return SupervisorSource(cfg, handle)
+
+    return {"supervisor": supervisor}

@@ -1,0 +1,52 @@
+"""Running the hub and its HTTP API in one process (``fleetwatch serve``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+import uvicorn
+
+from fleetwatch.config import Config, parse_listen
+from fleetwatch.hub import Hub
+from fleetwatch.web.app import create_app
+
+__all__ = ["build_server", "is_loopback"]
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_server(
+    config: Config, *, listen: str | None = None, root_path: str | None = None
+) -> tuple[uvicorn.Server, Hub]:
+    """A uvicorn server with the hub inside (the app starts and stops the hub)."""
+    host, port = parse_listen(listen or config.hub.listen)
+    if not is_loopback(host) and not config.users:
+        log.warning(
+            "listening on %s without any [[users]]: anyone who can reach it can act on the fleet",
+            host,
+        )
+    hub = Hub(config)
+    app = create_app(hub, root_path=root_path if root_path is not None else config.hub.root_path)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            ws="websockets-sansio",
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            proxy_headers=False,
+        )
+    )
+    return server, hub

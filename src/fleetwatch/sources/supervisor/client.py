@@ -1,0 +1,123 @@
+"""An asyncio XML-RPC client for supervisord over HTTP (TCP or a unix socket).
+
+The HTTP transport is the seam: tests may pass any ``httpx.AsyncBaseTransport``.
+Errors are mapped onto fleetwatch's tree: the peer not answering is
+:class:`~fleetwatch.errors.Unreachable`, a refused login or an unexpected HTTP
+status is :class:`HTTPStatusError`, garbage is ``RemoteProtocolError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from fleetwatch.errors import SourceError, Unreachable
+from fleetwatch.sources.supervisor.protocol import (
+    decode_multicall,
+    decode_response,
+    encode_call,
+    encode_multicall,
+)
+from fleetwatch.types import Secret
+
+__all__ = ["HTTPStatusError", "XmlRpcClient", "public_url"]
+
+
+class HTTPStatusError(SourceError):
+    """supervisord answered with an HTTP status other than 200."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        super().__init__(f"HTTP {status} {reason}".strip())
+
+
+def public_url(url: str) -> str:
+    """``url`` with any ``user:password@`` removed (safe to show and log)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class XmlRpcClient:
+    """Calls supervisord's XML-RPC methods; one instance per supervisord."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        username: str | None = None,
+        password: Secret | None = None,
+        timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            path = parts.path or parts.netloc
+            self.endpoint = "http://localhost/RPC2"
+            transport = transport or httpx.AsyncHTTPTransport(uds=path)
+        elif parts.scheme in ("http", "https"):
+            if parts.username and username is None:
+                username = parts.username
+                password = Secret(parts.password or "")
+            clean = urlsplit(public_url(url))
+            path = clean.path if clean.path not in ("", "/") else "/RPC2"
+            self.endpoint = urlunsplit((clean.scheme, clean.netloc, path, "", ""))
+        else:
+            raise ValueError(f"unsupported supervisord URL scheme {parts.scheme!r}")
+        auth = httpx.BasicAuth(username, password.reveal() if password else "") if username else None
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(
+            transport=transport,
+            auth=auth,
+            timeout=timeout,
+            headers={"Content-Type": "text/xml", "User-Agent": "fleetwatch"},
+            # One connection per daemon is enough (its server is one thread, T11); a
+            # second one serves an action while a poll is in flight.
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=2),
+        )
+
+    async def call(self, method: str, *params: Any, timeout: float | None = None) -> Any:
+        """Call one method; raise ``Fault`` when supervisord answers with one."""
+        return decode_response(await self._post(encode_call(method, *params), timeout))
+
+    async def multicall(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], *, timeout: float | None = None
+    ) -> list[Any]:
+        """Call several methods in one request; each result is a value or a ``Fault``."""
+        value = decode_response(await self._post(encode_multicall(calls), timeout))
+        return decode_multicall(value, len(calls))
+
+    async def _post(self, body: bytes, timeout: float | None) -> bytes:
+        try:
+            response = await self._http.post(
+                self.endpoint, content=body, timeout=timeout or self.timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise Unreachable(f"no answer within {timeout or self.timeout:g}s") from exc
+        except httpx.TransportError as exc:
+            raise Unreachable(_transport_error_text(exc)) from exc
+        if response.status_code != 200:
+            if response.status_code == 401:
+                raise HTTPStatusError(401, "Unauthorized: check username and password")
+            raise HTTPStatusError(response.status_code, response.reason_phrase)
+        return response.content
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+def _transport_error_text(exc: httpx.TransportError) -> str:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror.lower()
+        cause = cause.__cause__ or cause.__context__
+    return str(exc) or type(exc).__name__

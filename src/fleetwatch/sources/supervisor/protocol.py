@@ -1,0 +1,232 @@
+"""supervisord's XML-RPC interface, sans-IO: bytes in, typed values out.
+
+No sockets here: :func:`encode_call` gives the body of an HTTP POST to ``/RPC2``,
+:func:`decode_response` reads the body of the answer. The transport lives in
+``client.py``. State names and fault codes are supervisord's own (supervisor
+4.3.0, ``states.py`` and ``xmlrpc.py``), kept verbatim.
+
+Wire facts worth knowing (see ``shared/protocols/supervisor.md`` §4-§5):
+
+* a fault comes back as an XML-RPC ``<fault>`` with HTTP 200; a window of a log
+  read that splits a UTF-8 character comes back as HTTP **500** (T15);
+* ``system.multicall`` never raises: each fault is a ``{faultCode, faultString}``
+  struct in the result array;
+* timestamps are ints capped at 2**31 and ``description`` is pre-formatted in the
+  daemon's local time (T23): never parse it.
+"""
+
+from __future__ import annotations
+
+import enum
+import xmlrpc.client
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from xml.parsers.expat import ExpatError
+
+from fleetwatch.errors import RemoteProtocolError, SourceError
+
+__all__ = [
+    "RUNNING_STATES",
+    "Fault",
+    "Faults",
+    "GroupResult",
+    "ProcessInfo",
+    "ProcessStates",
+    "SupervisorStates",
+    "decode_multicall",
+    "decode_response",
+    "encode_call",
+    "encode_multicall",
+]
+
+
+class Faults(enum.IntEnum):
+    UNKNOWN_METHOD = 1
+    INCORRECT_PARAMETERS = 2
+    BAD_ARGUMENTS = 3
+    SIGNATURE_UNSUPPORTED = 4
+    SHUTDOWN_STATE = 6
+    BAD_NAME = 10
+    BAD_SIGNAL = 11
+    NO_FILE = 20
+    NOT_EXECUTABLE = 21
+    FAILED = 30
+    ABNORMAL_TERMINATION = 40
+    SPAWN_ERROR = 50
+    ALREADY_STARTED = 60
+    NOT_RUNNING = 70
+    SUCCESS = 80
+    ALREADY_ADDED = 90
+    STILL_RUNNING = 91
+    CANT_REREAD = 92
+
+
+class ProcessStates(enum.IntEnum):
+    STOPPED = 0
+    STARTING = 10
+    RUNNING = 20
+    BACKOFF = 30
+    STOPPING = 40
+    EXITED = 100
+    FATAL = 200
+    UNKNOWN = 1000
+
+
+class SupervisorStates(enum.IntEnum):
+    FATAL = 2
+    RUNNING = 1
+    RESTARTING = 0
+    SHUTDOWN = -1
+
+
+RUNNING_STATES = frozenset(
+    {
+        ProcessStates.STARTING,
+        ProcessStates.RUNNING,
+        ProcessStates.BACKOFF,
+        ProcessStates.STOPPING,
+    }
+)
+
+
+class Fault(SourceError):
+    """supervisord answered a call with an XML-RPC fault."""
+
+    def __init__(self, code: int, text: str) -> None:
+        self.code = code
+        self.text = text
+        try:
+            self.name = Faults(code).name
+        except ValueError:
+            self.name = f"FAULT_{code}"
+        super().__init__(f"{self.name}: {text}" if text and text != self.name else self.name)
+
+
+def encode_call(method: str, *params: Any) -> bytes:
+    """The body of one XML-RPC call."""
+    return xmlrpc.client.dumps(params, method, encoding="utf-8", allow_none=False).encode("utf-8")
+
+
+def encode_multicall(calls: Sequence[tuple[str, Sequence[Any]]]) -> bytes:
+    """The body of a ``system.multicall`` of ``(method, params)`` pairs."""
+    return encode_call(
+        "system.multicall", [{"methodName": m, "params": list(p)} for m, p in calls]
+    )
+
+
+def decode_response(body: bytes) -> Any:
+    """The value of an XML-RPC response; raise :class:`Fault` or RemoteProtocolError."""
+    try:
+        values, _ = xmlrpc.client.loads(body, use_builtin_types=True)
+    except xmlrpc.client.Fault as f:
+        raise Fault(int(f.faultCode), str(f.faultString)) from None
+    except (ExpatError, xmlrpc.client.ResponseError, ValueError, TypeError) as exc:
+        head = body[:60].decode("utf-8", "replace")
+        raise RemoteProtocolError(f"not an XML-RPC response ({exc}): {head!r}") from None
+    if len(values) != 1:
+        raise RemoteProtocolError(f"XML-RPC response with {len(values)} values, expected 1")
+    return values[0]
+
+
+def decode_multicall(value: Any, expected: int) -> list[Any]:
+    """Split a multicall result: each item is a value or a :class:`Fault` instance."""
+    if not isinstance(value, list) or len(value) != expected:
+        raise RemoteProtocolError(f"multicall answered {value!r:.80}, expected {expected} results")
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, dict) and "faultCode" in item:
+            out.append(Fault(int(item["faultCode"]), str(item.get("faultString", ""))))
+        elif isinstance(item, list) and len(item) == 1:
+            out.append(item[0])  # a successful call's value comes wrapped in a list
+        else:
+            raise RemoteProtocolError(f"multicall item {item!r:.80} is neither a value nor a fault")
+    return out
+
+
+def _field(d: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = d.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RemoteProtocolError(f"process info field {key!r} is {value!r:.40}, not {kind.__name__}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """One struct of ``getProcessInfo`` / ``getAllProcessInfo``, validated."""
+
+    name: str
+    group: str
+    start: int
+    stop: int
+    now: int
+    state: int
+    statename: str
+    spawnerr: str
+    exitstatus: int
+    stdout_logfile: str
+    stderr_logfile: str
+    pid: int
+    description: str
+
+    @property
+    def namespec(self) -> str:
+        return f"{self.group}:{self.name}"
+
+    @classmethod
+    def from_struct(cls, d: Any) -> ProcessInfo:
+        if not isinstance(d, dict):
+            raise RemoteProtocolError(f"process info is {d!r:.60}, not a struct")
+        return cls(
+            name=_field(d, "name", str),
+            group=_field(d, "group", str),
+            start=_field(d, "start", int),
+            stop=_field(d, "stop", int),
+            now=_field(d, "now", int),
+            state=_field(d, "state", int),
+            statename=_field(d, "statename", str),
+            spawnerr=_field(d, "spawnerr", str),
+            exitstatus=_field(d, "exitstatus", int),
+            stdout_logfile=str(d.get("stdout_logfile", d.get("logfile", ""))),
+            stderr_logfile=str(d.get("stderr_logfile", "")),
+            pid=_field(d, "pid", int),
+            description=_field(d, "description", str),
+        )
+
+    @classmethod
+    def list_from(cls, value: Any) -> list[ProcessInfo]:
+        if not isinstance(value, list):
+            raise RemoteProtocolError(f"getAllProcessInfo answered {value!r:.60}, not an array")
+        return [cls.from_struct(d) for d in value]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    """One item of the array a ``*ProcessGroup`` / ``*AllProcesses`` call returns."""
+
+    name: str
+    group: str
+    status: int
+    description: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Faults.SUCCESS
+
+    @classmethod
+    def list_from(cls, value: Any) -> list[GroupResult]:
+        if not isinstance(value, list):
+            raise RemoteProtocolError(f"group call answered {value!r:.60}, not an array")
+        out = []
+        for d in value:
+            if not isinstance(d, dict):
+                raise RemoteProtocolError(f"group result {d!r:.60} is not a struct")
+            out.append(
+                cls(
+                    name=str(d.get("name", "")),
+                    group=str(d.get("group", "")),
+                    status=int(d.get("status", 0)),
+                    description=str(d.get("description", "")),
+                )
+            )
+        return out

@@ -1,0 +1,457 @@
+"""Watching and controlling one supervisord over its XML-RPC interface.
+
+No software runs on the watched host. Each session reads identity and the whole
+process table in one ``system.multicall``, then polls ``getState`` +
+``getAllProcessInfo`` every ``poll_interval`` seconds, one call in flight, each
+with a timeout of at most one interval, so a daemon that stops answering is
+offline within two intervals. Every poll is a full read, so groups added or
+removed at runtime appear and disappear on the next poll, and the model
+converges after every reconnect. An action wakes the poller at once.
+
+Model mapping: the supervisord is the source and its host one node
+(``SOURCE/HOST``); each program is a process ``SOURCE:GROUP:NAME``.
+``description`` of a RUNNING process is supervisord's "pid N, uptime H:MM:SS",
+which changes every second: it is kept from the poll where the state, pid or
+start time last changed, and clients compute a live uptime from ``started``
+and the source's ``info.clock_offset`` (hub clock minus daemon clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import socket
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from fleetwatch.config import SupervisorSourceConfig
+from fleetwatch.errors import SourceError, Unreachable, UnknownTarget
+from fleetwatch.model import ActionSpec, Node, ParamSpec, Process
+from fleetwatch.sources.base import ActionResult, Backoff, Source, SourceSink, Target
+from fleetwatch.sources.supervisor.client import HTTPStatusError, XmlRpcClient, public_url
+from fleetwatch.sources.supervisor.protocol import (
+    Fault,
+    Faults,
+    GroupResult,
+    ProcessInfo,
+    SupervisorStates,
+)
+
+__all__ = ["ACTIONS", "LogChunk", "SupervisorSource"]
+
+log = logging.getLogger(__name__)
+
+SIGNALS = ("HUP", "INT", "TERM", "KILL", "USR1", "USR2", "QUIT", "STOP", "CONT")
+_ALL = ("process", "group", "source")
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec(name="start", title="Start", targets=_ALL, hotkey="s"),
+    ActionSpec(name="stop", title="Stop", targets=_ALL, confirm=True, hotkey="x"),
+    ActionSpec(name="restart", title="Restart", targets=_ALL, confirm=True, hotkey="r"),
+    ActionSpec(
+        name="signal",
+        title="Send signal",
+        targets=_ALL,
+        confirm=True,
+        params=(ParamSpec(name="signal", choices=SIGNALS, title="Signal"),),
+    ),
+    ActionSpec(name="clear_log", title="Clear logs", targets=("process", "source"), confirm=True),
+    ActionSpec(name="update", title="Reread + update", targets=("source",), confirm=True),
+    ActionSpec(name="reread", title="Reread config", targets=("source",)),
+    ActionSpec(name="reload", title="Restart supervisord", targets=("source",), confirm=True),
+    ActionSpec(name="shutdown", title="Shut down supervisord", targets=("source",), confirm=True),
+)
+
+#: Bytes a log read may be moved by to land on a UTF-8 character boundary (T15).
+_UTF8_SLACK = 3
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    """A window of a process log: ``text`` is bytes ``[offset, end)`` decoded."""
+
+    text: str
+    offset: int
+    end: int
+    size: int
+    reset: bool = False
+    """True when the requested offset lay past the end (the log was rotated or cleared)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class SupervisorSource(Source):
+    kind = "supervisor"
+
+    def __init__(
+        self,
+        config: SupervisorSourceConfig,
+        sink: SourceSink,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        super().__init__(config.name, sink, backoff=backoff)
+        if config.url is None:
+            raise SourceError(
+                f"source {config.name!r}: only direct XML-RPC (url = ...) is supported so far"
+            )
+        self.config = config
+        self.interval = config.poll_interval
+        self.poll_timeout = config.timeout or max(0.5, config.poll_interval)
+        self.client = XmlRpcClient(
+            config.url,
+            username=config.username,
+            password=config.password,
+            timeout=config.action_timeout,
+            transport=transport,
+        )
+        self.host, self.address = _host_of(config.url)
+        self.node_id = f"{self.name}/{self.host}"
+        self.last_ok: float | None = None
+        self._poke = asyncio.Event()
+        self._labels: dict[str, str] = {}
+
+    @property
+    def url(self) -> str:
+        return public_url(self.config.url or "")
+
+    def actions(self) -> tuple[ActionSpec, ...]:
+        return ACTIONS
+
+    # -- watching ------------------------------------------------------------------
+
+    async def session(self) -> None:
+        results = await self.client.multicall(
+            [
+                ("supervisor.getSupervisorVersion", ()),
+                ("supervisor.getIdentification", ()),
+                ("supervisor.getPID", ()),
+                ("supervisor.getAPIVersion", ()),
+                ("supervisor.getState", ()),
+                ("supervisor.getAllProcessInfo", ()),
+            ],
+            timeout=self.poll_timeout,
+        )
+        version, ident, pid, api, state, infos = (_ok(r) for r in results)
+        processes = ProcessInfo.list_from(infos)
+        now = time.time()
+        offset = round(now - processes[0].now) if processes else 0
+        self._labels = {"identification": str(ident), "supervisor_version": str(version)}
+        self._check_state(state)
+        self.last_ok = now
+        self.online(
+            version=str(version),
+            info={
+                "identification": str(ident),
+                "pid": pid,
+                "api_version": str(api),
+                "state": state.get("statename", ""),
+                "clock_offset": offset,
+            },
+        )
+        self._publish(processes)
+        while True:
+            await self._wait_tick()
+            state, infos = (
+                _ok(r)
+                for r in await self.client.multicall(
+                    [("supervisor.getState", ()), ("supervisor.getAllProcessInfo", ())],
+                    timeout=self.poll_timeout,
+                )
+            )
+            self._check_state(state)
+            self.last_ok = time.time()
+            self._publish(ProcessInfo.list_from(infos))
+
+    async def _wait_tick(self) -> None:
+        try:
+            await asyncio.wait_for(self._poke.wait(), self.interval)
+        except TimeoutError:
+            pass
+        self._poke.clear()
+
+    def poke(self) -> None:
+        """Poll now instead of at the next tick (after an action)."""
+        self._poke.set()
+
+    def _check_state(self, state: Any) -> None:
+        code = state.get("statecode") if isinstance(state, dict) else None
+        if code in (SupervisorStates.RESTARTING, SupervisorStates.SHUTDOWN):
+            raise Unreachable(f"supervisord is {state.get('statename', '?').lower()}")
+
+    def _publish(self, infos: list[ProcessInfo]) -> None:
+        processes = [self._process(info) for info in infos]
+        self.sink.sync("process", processes)
+        running = sum(p.state == "RUNNING" for p in processes)
+        self._put_node("online", {"processes": len(processes), "running": running})
+
+    def _process(self, info: ProcessInfo) -> Process:
+        pid = info.pid or None
+        started = float(info.start) if info.start else None
+        pid_id = f"{self.name}:{info.group}:{info.name}"
+        description = info.description
+        old = self.sink.get("process", pid_id)
+        if (
+            isinstance(old, Process)
+            and old.state == info.statename
+            and old.pid == pid
+            and old.started == started
+        ):
+            description = old.description  # don't churn on "uptime 0:00:07" (module doc)
+        return Process(
+            id=pid_id,
+            source=self.name,
+            group=info.group,
+            name=info.name,
+            state=info.statename,
+            pid=pid,
+            started=started,
+            stopped=float(info.stop) if info.stop else None,
+            exitstatus=info.exitstatus,
+            description=description,
+            spawnerr=info.spawnerr,
+            stdout_logfile=info.stdout_logfile,
+            stderr_logfile=info.stderr_logfile,
+        )
+
+    def _put_node(self, state: str, metrics: dict[str, float] | None = None) -> None:
+        old = self.sink.get("node", self.node_id)
+        since = old.since if isinstance(old, Node) and old.state == state else time.time()
+        if metrics is None:
+            metrics = dict(old.metrics) if isinstance(old, Node) else {}
+        self.sink.put(
+            Node(
+                id=self.node_id,
+                source=self.name,
+                name=self.host,
+                address=self.address,
+                state=state,
+                since=since,
+                labels=self._labels,
+                metrics=metrics,
+            )
+        )
+
+    def down(self, status: str, error: str | None) -> None:
+        super().down(status, error)
+        if self.sink.get("node", self.node_id) is not None:
+            self._put_node("offline")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # -- acting --------------------------------------------------------------------
+
+    async def perform(self, target: Target, name: str, params: dict[str, Any]) -> ActionResult:
+        try:
+            if target.kind == "process":
+                result = await self._on_process(self._process_of(target.id), name, params)
+            elif target.kind == "group":
+                result = await self._on_group(target.id.partition(":")[2], name, params)
+            else:
+                result = await self._on_daemon(name, params)
+        except Fault as f:
+            result = ActionResult.failed(str(f), {"fault": f.name, "code": f.code})
+        except SourceError as exc:
+            result = ActionResult.failed(str(exc))
+        self.poke()
+        return result
+
+    def _process_of(self, id: str) -> Process:
+        p = self.sink.get("process", id)
+        if not isinstance(p, Process):
+            raise UnknownTarget(f"no process {id!r}")
+        return p
+
+    async def _on_process(self, p: Process, name: str, params: dict[str, Any]) -> ActionResult:
+        ns = f"{p.group}:{p.name}"
+        call = self.client.call
+        if name == "start":
+            return await _benign(call("supervisor.startProcess", ns, True), Faults.ALREADY_STARTED)
+        if name == "stop":
+            return await _benign(call("supervisor.stopProcess", ns, True), Faults.NOT_RUNNING)
+        if name == "restart":
+            stopped = await _benign(call("supervisor.stopProcess", ns, True), Faults.NOT_RUNNING)
+            if not stopped.ok:
+                return stopped
+            return await _benign(call("supervisor.startProcess", ns, True), Faults.ALREADY_STARTED)
+        if name == "signal":
+            await call("supervisor.signalProcess", ns, params["signal"])
+            return ActionResult(True)
+        if name == "clear_log":
+            await call("supervisor.clearProcessLogs", ns)
+            return ActionResult(True)
+        raise AssertionError(f"unrouted process action {name!r}")
+
+    async def _on_group(self, group: str, name: str, params: dict[str, Any]) -> ActionResult:
+        call = self.client.call
+        if name == "start":
+            return _grouped(await call("supervisor.startProcessGroup", group, True))
+        if name == "stop":
+            return _grouped(await call("supervisor.stopProcessGroup", group, True))
+        if name == "restart":
+            stopped = _grouped(await call("supervisor.stopProcessGroup", group, True))
+            if not stopped.ok:
+                return stopped
+            return _grouped(await call("supervisor.startProcessGroup", group, True))
+        if name == "signal":
+            return _grouped(await call("supervisor.signalProcessGroup", group, params["signal"]))
+        raise AssertionError(f"unrouted group action {name!r}")
+
+    async def _on_daemon(self, name: str, params: dict[str, Any]) -> ActionResult:
+        call = self.client.call
+        if name == "start":
+            return _grouped(await call("supervisor.startAllProcesses", True))
+        if name == "stop":
+            return _grouped(await call("supervisor.stopAllProcesses", True))
+        if name == "restart":
+            stopped = _grouped(await call("supervisor.stopAllProcesses", True))
+            if not stopped.ok:
+                return stopped
+            return _grouped(await call("supervisor.startAllProcesses", True))
+        if name == "signal":
+            return _grouped(await call("supervisor.signalAllProcesses", params["signal"]))
+        if name == "clear_log":
+            return _grouped(await call("supervisor.clearAllProcessLogs"))
+        if name == "reread":
+            added, changed, removed = await self._reread()
+            return ActionResult(True, None, {"added": added, "changed": changed, "removed": removed})
+        if name == "update":
+            return await self._update()
+        if name == "reload":
+            await call("supervisor.restart")
+            return ActionResult(True)
+        if name == "shutdown":
+            await call("supervisor.shutdown")
+            return ActionResult(True)
+        raise AssertionError(f"unrouted source action {name!r}")
+
+    async def _reread(self) -> tuple[list[str], list[str], list[str]]:
+        value = await self.client.call("supervisor.reloadConfig")
+        try:
+            [[added, changed, removed]] = value
+        except (TypeError, ValueError):
+            raise SourceError(f"reloadConfig answered {value!r:.80}") from None
+        return list(added), list(changed), list(removed)
+
+    async def _update(self) -> ActionResult:
+        """What ``supervisorctl update`` does: reread, then apply the difference."""
+        added, changed, removed = await self._reread()
+        call = self.client.call
+        errors: list[str] = []
+
+        async def step(what: str, run: Awaitable[Any], benign: tuple[int, ...] = ()) -> None:
+            try:
+                await run
+            except Fault as f:
+                if f.code not in benign:
+                    errors.append(f"{what}: {f}")
+
+        for group in removed + changed:
+            await step(f"stop {group}", call("supervisor.stopProcessGroup", group, True))
+            await step(f"remove {group}", call("supervisor.removeProcessGroup", group))
+        for group in changed + added:
+            await step(
+                f"add {group}", call("supervisor.addProcessGroup", group), (Faults.ALREADY_ADDED,)
+            )
+        detail = {"added": added, "changed": changed, "removed": removed}
+        if errors:
+            return ActionResult(False, "; ".join(errors), detail)
+        return ActionResult(True, None, detail)
+
+    # -- logs ----------------------------------------------------------------------
+
+    async def read_log(
+        self, process_id: str, channel: str, offset: int | None, length: int
+    ) -> LogChunk:
+        """Read ``length`` bytes of a log from ``offset`` (None: the last ``length`` bytes).
+
+        supervisord decodes each window as strict UTF-8 and answers HTTP 500 when
+        the window starts or ends inside a character (T15), so a failing window is
+        moved by up to 3 bytes at each end until it lands on character boundaries.
+        """
+        if channel not in ("stdout", "stderr"):
+            raise ValueError("channel must be stdout or stderr")
+        p = self._process_of(process_id)
+        ns = f"{p.group}:{p.name}"
+        cap = channel.capitalize()
+        # tail with length 0 returns no text, just the size: never splits anything.
+        _, size, _ = await self.client.call(f"supervisor.tailProcess{cap}Log", ns, 0, 0)
+        reset = False
+        if offset is None:
+            start = max(0, size - length)
+            exact_start = start == 0
+        else:
+            if offset > size:
+                reset, offset = True, 0
+            start, exact_start = offset, True
+        end = min(size, start + length)
+        if end <= start:
+            return LogChunk("", start, start, size, reset)
+        read = self.client.call
+        for s_shift in range(0 if exact_start else _UTF8_SLACK + 1):
+            for e_shift in range(_UTF8_SLACK + 1 if end < size else 1):
+                s, e = start + s_shift, end - e_shift
+                if e <= s:
+                    break
+                try:
+                    text = await read(f"supervisor.readProcess{cap}Log", ns, s, e - s)
+                except HTTPStatusError as exc:
+                    if exc.status == 500:
+                        continue  # a split character: move the window
+                    raise
+                except Fault as f:
+                    if f.code == Faults.NO_FILE:
+                        return LogChunk("", 0, 0, 0, reset)
+                    raise
+                return LogChunk(str(text), s, e, size, reset)
+            if exact_start:
+                break
+        raise SourceError(f"could not read {channel} of {ns} at [{start}, {end}) as UTF-8")
+
+
+def _ok(result: Any) -> Any:
+    if isinstance(result, Fault):
+        raise result
+    return result
+
+
+async def _benign(run: Awaitable[Any], benign: int) -> ActionResult:
+    """Run a start/stop call; the fault saying the goal is already reached is success (T13)."""
+    try:
+        await run
+    except Fault as f:
+        if f.code == benign:
+            return ActionResult(True, None, {"note": f.name})
+        raise
+    return ActionResult(True)
+
+
+def _grouped(value: Any) -> ActionResult:
+    """A group/all call's result array: ok when every item succeeded."""
+    if isinstance(value, bool):
+        return ActionResult(value, None if value else "supervisord answered false")
+    results = GroupResult.list_from(value)
+    failed = [r for r in results if not r.ok]
+    detail = [dataclasses.asdict(r) for r in results]
+    if failed:
+        text = "; ".join(f"{r.group}:{r.name}: {r.description}" for r in failed)
+        return ActionResult(False, text, detail)
+    return ActionResult(True, None, detail)
+
+
+def _host_of(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return socket.gethostname(), parts.path or parts.netloc
+    host = parts.hostname or "localhost"
+    return host, host
+

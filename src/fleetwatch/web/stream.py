@@ -1,0 +1,152 @@
+"""``WS /api/stream``: a snapshot or the missed deltas, then live deltas and notifications.
+
+Protocol (text frames of JSON):
+
+* The client may say where it is: ``?since=SEQ`` in the URL, or a first message
+  ``{"since": SEQ}`` (``{}`` for "nothing yet"). A client that says nothing within
+  :data:`HELLO_WAIT` seconds is treated as new.
+* The server answers ``{"t": "snapshot", "seq", "name", "sources", "nodes",
+  "processes", "jobs"}`` — or, when the delta ring still reaches back to
+  ``SEQ``, the missed ``{"t": "delta", ...}`` frames — and then streams
+  ``{"t": "delta", "seq", "changes"}`` and ``{"t": "note", ...}`` frames.
+* Deltas are gap-free: a delta's ``seq`` minus its number of changes is the
+  previous delta's ``seq``. A client that falls too far behind is sent a fresh
+  snapshot instead of the deltas it missed.
+* The client may send ``{"ping": X}`` at any time; the server answers ``{"t": "pong", "ping": X}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from fleetwatch.hub import Hub, Subscription
+from fleetwatch.model import Delta, Snapshot, dumps
+
+__all__ = ["HELLO_WAIT", "StreamState", "serve_stream"]
+
+log = logging.getLogger(__name__)
+
+HELLO_WAIT = 0.25
+
+
+class StreamState(enum.Enum):
+    HELLO = "hello"
+    """Accepted; waiting to learn where the client is."""
+    STREAMING = "streaming"
+    CLOSED = "closed"
+
+
+def snapshot_frame(snapshot: Snapshot) -> bytes:
+    return dumps({"t": "snapshot", **snapshot.as_dict()})
+
+
+class _Stream:
+    def __init__(self, ws: WebSocket, hub: Hub) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.state = StreamState.HELLO
+        self.sent_seq = -1
+        self.sub: Subscription | None = None
+
+    async def send(self, frame: bytes) -> None:
+        await self.ws.send_text(frame.decode("utf-8"))
+
+    async def hello(self) -> int | None:
+        raw = self.ws.query_params.get("since")
+        if raw is not None:
+            return _parse_seq(raw)
+        try:
+            text = await asyncio.wait_for(self.ws.receive_text(), HELLO_WAIT)
+        except TimeoutError:
+            return None
+        try:
+            msg = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return None
+        return _parse_seq(msg.get("since")) if isinstance(msg, dict) else None
+
+    async def start(self, since: int | None) -> None:
+        # Subscribing and choosing the first frames happen with no await in between,
+        # so no delta can fall between them: nothing is lost and nothing doubled.
+        self.sub = self.hub.subscribe()
+        self.hub.flush()
+        missed = self.hub.fleet.deltas_since(since) if since is not None else None
+        self.state = StreamState.STREAMING
+        if missed is None:
+            snap = self.hub.fleet.snapshot()
+            self.sent_seq = snap.seq
+            await self.send(snapshot_frame(snap))
+            return
+        for delta in missed:
+            await self.send(delta.frame())
+        self.sent_seq = self.hub.fleet.seq
+
+    async def pump(self) -> None:
+        assert self.sub is not None
+        while True:
+            items = await self.sub.next()
+            if self.sub.resync:
+                snap = self.sub.take_resync()
+                self.sent_seq = snap.seq
+                await self.send(snapshot_frame(snap))
+                continue
+            for item in items:
+                if isinstance(item, Delta):
+                    if item.seq <= self.sent_seq:
+                        continue  # already in the snapshot or deltas we sent
+                    await self.send(item.frame())
+                    self.sent_seq = item.seq
+                else:
+                    await self.send(dumps(item.frame()))
+
+    async def listen(self) -> None:
+        while True:
+            msg = await self.ws.receive_text()
+            try:
+                data: Any = orjson.loads(msg)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(data, dict) and "ping" in data:
+                await self.send(dumps({"t": "pong", "ping": data["ping"]}))
+
+    def close(self) -> None:
+        self.state = StreamState.CLOSED
+        if self.sub is not None:
+            self.sub.close()
+
+
+def _parse_seq(value: Any) -> int | None:
+    try:
+        seq = int(value)
+    except (TypeError, ValueError):
+        return None
+    return seq if seq >= 0 else None
+
+
+async def serve_stream(ws: WebSocket, hub: Hub) -> None:
+    await ws.accept()
+    stream = _Stream(ws, hub)
+    try:
+        await stream.start(await stream.hello())
+        pump = asyncio.ensure_future(stream.pump())
+        listen = asyncio.ensure_future(stream.listen())
+        done, pending = await asyncio.wait({pump, listen}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
+        for task in done:
+            exc = task.exception()
+            if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
+                raise exc
+    except (WebSocketDisconnect, RuntimeError):
+        pass  # the client went away (RuntimeError: sent after close)
+    finally:
+        stream.close()
