@@ -838,20 +838,27 @@ def _scan_ini(text: str) -> dict[_Path, int]:
     """The line of every ``[section]`` and ``(section, key)``, read the way configparser does."""
     lines: dict[_Path, int] = {}
     section: str | None = None
+    option_indent: int | None = None  # a more indented line continues that option's value
     for number, raw in enumerate(text.split("\n"), start=1):
         stripped = raw.strip()
-        if not stripped or stripped[0] in "#;":
+        if not stripped:
             continue
         comment = _INI_INLINE_COMMENT.search(raw)
-        content = (raw[: comment.start()] if comment else raw).strip()
-        if not content:
+        content = "" if stripped[0] in "#;" else (raw[: comment.start()] if comment else raw)
+        if not content.strip():
+            option_indent = None
             continue
-        header = _INI_SECTION.match(content)
-        if header and not raw[0].isspace():
+        indent = len(raw) - len(raw.lstrip())
+        if option_indent is not None and indent > option_indent:
+            continue
+        header = _INI_SECTION.match(content.strip())
+        if header:
             section = header["header"]
+            option_indent = None
             lines.setdefault((section,), number)
-        elif section is not None and not raw[0].isspace():
-            option = _INI_OPTION.match(content)
+        elif section is not None:
+            option = _INI_OPTION.match(content.strip())
             if option and option["option"]:
+                option_indent = indent
                 lines.setdefault((section, option["option"].strip().lower()), number)
     return lines

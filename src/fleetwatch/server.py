@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
+import signal
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -11,7 +14,7 @@ from fleetwatch.config import Config, parse_listen
 from fleetwatch.hub import Hub
 from fleetwatch.web.app import create_app
 
-__all__ = ["build_server", "is_loopback"]
+__all__ = ["Server", "build_server", "is_loopback"]
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +28,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class Server(uvicorn.Server):
+    """uvicorn's server, but SIGINT/SIGTERM only ask it to stop.
+
+    uvicorn re-raises the signal after a graceful shutdown, which kills the
+    process before callers' ``finally`` blocks run (the demo must still stop its
+    supervisords). Here the signal is consumed: ``run()`` simply returns.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def build_server(
     config: Config, *, listen: str | None = None, root_path: str | None = None
-) -> tuple[uvicorn.Server, Hub]:
+) -> tuple[Server, Hub]:
     """A uvicorn server with the hub inside (the app starts and stops the hub)."""
     host, port = parse_listen(listen or config.hub.listen)
     if not is_loopback(host) and not config.users:
@@ -37,7 +60,7 @@ def build_server(
         )
     hub = Hub(config)
     app = create_app(hub, root_path=root_path if root_path is not None else config.hub.root_path)
-    server = uvicorn.Server(
+    server = Server(
         uvicorn.Config(
             app,
             host=host,

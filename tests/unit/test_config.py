@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -168,9 +169,13 @@ def test_hub_keys(tmp_path: Path) -> None:
     )
     hub = load(tmp_path, text).hub
     assert hub == HubConfig(
-        name="N", listen="[::1]:8080", batch_interval=1.0, delta_ring=5, finished_jobs=0,
+        name="N",
+        listen="[::1]:8080",
+        batch_interval=1.0,
+        delta_ring=5,
+        finished_jobs=0,
         root_path="/fleet",
-    )  # fmt: skip
+    )
     assert type(hub.batch_interval) is float
 
 
@@ -224,7 +229,9 @@ def test_users_sources_and_roles(tmp_path: Path) -> None:
 
 
 def test_users_as_inline_array(tmp_path: Path) -> None:
-    text = 'users = [\n  {name = "a", password = "p"},\n  {name = "b", password = "p", role = 1},\n]\n'
+    text = (
+        'users = [\n  {name = "a", password = "p"},\n  {name = "b", password = "p", role = 1},\n]\n'
+    )
     assert error(tmp_path, text) == "fleet.toml:3: users[1].role: expected a string, got an integer"
 
 
@@ -254,7 +261,10 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             "fleet.toml:4: users[0].admin: unknown key (expected name, password, role or sources)",
         ),
         # unknown tables and top-level keys
-        ('[hub]\n\n[web]\nport = 1\n', "fleet.toml:3: web: unknown table (expected hub, sources or users)"),
+        (
+            "[hub]\n\n[web]\nport = 1\n",
+            "fleet.toml:3: web: unknown table (expected hub, sources or users)",
+        ),
         ('title = "x"\n', "fleet.toml:1: title: unknown key (expected hub, sources or users)"),
         (
             '[global]\nname = "x"\n',
@@ -262,7 +272,7 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             "(a Multivisor INI file? name it *.ini)",
         ),
         # wrong types
-        ('[hub]\nname = 1\n', "fleet.toml:2: hub.name: expected a string, got an integer"),
+        ("[hub]\nname = 1\n", "fleet.toml:2: hub.name: expected a string, got an integer"),
         (
             '[hub]\n\nbatch_interval = "1"\n',
             "fleet.toml:3: hub.batch_interval: expected a number of seconds, got a string",
@@ -271,8 +281,14 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             SV + "poll_interval = true\n",
             "fleet.toml:4: sources.sv.poll_interval: expected a number of seconds, got a boolean",
         ),
-        ('[hub]\ndelta_ring = 1.5\n', "fleet.toml:2: hub.delta_ring: expected an integer, got a float"),
-        ('[hub]\ndelta_ring = true\n', "fleet.toml:2: hub.delta_ring: expected an integer, got a boolean"),
+        (
+            "[hub]\ndelta_ring = 1.5\n",
+            "fleet.toml:2: hub.delta_ring: expected an integer, got a float",
+        ),
+        (
+            "[hub]\ndelta_ring = true\n",
+            "fleet.toml:2: hub.delta_ring: expected an integer, got a boolean",
+        ),
         ("hub = 1\n", "fleet.toml:1: hub: expected a table, got an integer"),
         ('sources = ["a"]\n', "fleet.toml:1: sources: expected a table, got an array"),
         ('[sources]\nsv = "x"\n', "fleet.toml:2: sources.sv: expected a table, got a string"),
@@ -310,7 +326,10 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             "fleet.toml:2: hub.batch_interval: must be a positive number of seconds, not nan",
         ),
         ("[hub]\ndelta_ring = 0\n", "fleet.toml:2: hub.delta_ring: must be at least 1, not 0"),
-        ("[hub]\nfinished_jobs = -1\n", "fleet.toml:2: hub.finished_jobs: must be at least 0, not -1"),
+        (
+            "[hub]\nfinished_jobs = -1\n",
+            "fleet.toml:2: hub.finished_jobs: must be at least 0, not -1",
+        ),
         # strings
         ('[hub]\nname = " "\n', "fleet.toml:2: hub.name: must not be empty"),
         (
@@ -336,7 +355,10 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             '[[users]]\nname = "a"\npassword = "p"\n\n[[users]]\npassword = "p"\n',
             "fleet.toml:5: users[1].name: required key is missing",
         ),
-        ('[[users]]\nname = "a"\npassword = ""\n', "fleet.toml:3: users[0].password: must not be empty"),
+        (
+            '[[users]]\nname = "a"\npassword = ""\n',
+            "fleet.toml:3: users[0].password: must not be empty",
+        ),
         (
             '[[users]]\nname = "a"\npassword = "p"\n[[users]]\nname = "b"\npassword = "p"\n'
             '[[users]]\nname = "a"\npassword = "p"\n',
@@ -424,7 +446,8 @@ def test_icecream_scheduler_forms(tmp_path: Path) -> None:
         f'[sources.s{i}]\nkind = "icecream"\nscheduler = "{value}"\n'
         for i, value in enumerate(["auto", "sched.lan", "sched.lan:8765", "[::1]:8765"])
     )
-    schedulers = [s.scheduler for s in load(tmp_path, text).sources.values()]  # type: ignore[union-attr]
+    sources = load(tmp_path, text).sources.values()
+    schedulers = [s.scheduler for s in sources if isinstance(s, IcecreamSourceConfig)]
     assert schedulers == ["auto", "sched.lan", "sched.lan:8765", "[::1]:8765"]
 
 
@@ -466,7 +489,9 @@ def test_error_line_after_multiline_values(tmp_path: Path) -> None:
         'sources = [\n  "a", # [[users]]\n  "b",\n]\n'
         "[[users]]\nname = 'b' # role = 1\npassword = 'p'\n\nrole = 1\n"
     )
-    assert error(tmp_path, text) == "fleet.toml:20: users[1].role: expected a string, got an integer"
+    assert (
+        error(tmp_path, text) == "fleet.toml:20: users[1].role: expected a string, got an integer"
+    )
 
 
 def test_error_line_quoted_and_dotted_header(tmp_path: Path) -> None:
@@ -486,8 +511,9 @@ def test_toml_syntax_error_duplicate_key(tmp_path: Path) -> None:
 
 def test_toml_syntax_error_at_end_of_document(tmp_path: Path) -> None:
     text = '[hub]\nname = "x"\nsources = ["a",'
-    message = error(tmp_path, text)
-    assert message.startswith("fleet.toml:3: invalid TOML: ")
+    assert error(tmp_path, text) == "fleet.toml:3: invalid TOML: Invalid value"
+    text = '[hub]\nname = """x\n\n'
+    assert error(tmp_path, text) == "fleet.toml:3: invalid TOML: Unterminated string"
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -555,7 +581,9 @@ def test_multivisor_readme_example(tmp_path: Path) -> None:
         path=path,
         hub=HubConfig(name="ACME"),
         sources={
-            "roadrunner": SupervisorSourceConfig(name="roadrunner", multivisor_rpc="roadrunner:9002"),
+            "roadrunner": SupervisorSourceConfig(
+                name="roadrunner", multivisor_rpc="roadrunner:9002"
+            ),
             "coyote": SupervisorSourceConfig(name="coyote", multivisor_rpc="coyote:9011"),
             "daffy": SupervisorSourceConfig(name="daffy", multivisor_rpc="daffy.acme.org:9007"),
             "bugs": SupervisorSourceConfig(name="bugs", multivisor_rpc="host:9002"),
@@ -658,6 +686,10 @@ def test_multivisor_plain_password(tmp_path: Path) -> None:
             "[A-Za-z0-9][A-Za-z0-9_.-]* (it is an id in URLs)",
         ),
         ("[global]\nname=\n", "m.ini:2: global.name: must not be empty"),
+        (
+            "  [global]\n  name = a\n    bind = b\n; c\n  bind = x\n",
+            "m.ini:5: global.bind: unknown key (expected name, username or password)",
+        ),
         ("[supervisor:a]\n[supervisor:a]\n", "m.ini:2: supervisor:a: duplicate section"),
         ("[global]\nname=a\nname=b\n", "m.ini:3: global.name: duplicate key"),
         ("name=a\n", "m.ini:1: a key before any section header such as [global]"),
@@ -742,6 +774,5 @@ def test_parse_listen(value: str, expected: tuple[str, int]) -> None:
     ],
 )
 def test_parse_listen_errors(value: str, message: str) -> None:
-    with pytest.raises(ValueError, match=None) as info:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         parse_listen(value)
-    assert str(info.value) == message

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from fleetwatch.config import Config, HubConfig, SupervisorSourceConfig, parse_listen
-from fleetwatch.demo.supervisord import Program, Supervisord, demo_program
+from fleetwatch.demo.supervisord import Program, Supervisord, demo_program, stop_all
 from fleetwatch.types import Secret
 
 __all__ = ["demo_fleet", "run_demo"]
@@ -64,6 +64,5 @@ def run_demo(listen: str) -> int:
             server.run()
             return 0 if server.started else 1
         finally:
-            for sv in fleet:
-                sv.stop()
+            stop_all(fleet)
             print("demo stopped: every supervisord and its programs are gone")

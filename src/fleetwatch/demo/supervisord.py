@@ -22,7 +22,7 @@ from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
-__all__ = ["Program", "Supervisord", "free_port"]
+__all__ = ["Program", "Supervisord", "free_port", "stop_all"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -158,7 +158,9 @@ class Supervisord:
             if self.proc is not None and self.proc.poll() is not None:
                 log = self.dir / "supervisord.log"
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise RuntimeError(f"supervisord {self.name} exited ({self.proc.returncode}): {tail}")
+                raise RuntimeError(
+                    f"supervisord {self.name} exited ({self.proc.returncode}): {tail}"
+                )
             try:
                 state: Any = self.rpc().supervisor.getState()
                 if state["statename"] == "RUNNING":
@@ -175,11 +177,16 @@ class Supervisord:
             self.proc.wait()
         self.socket.unlink(missing_ok=True)
 
+    def terminate(self) -> None:
+        """Ask supervisord to stop (it stops its programs first); see :meth:`stop`."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+
     def stop(self, timeout: float = 15.0) -> None:
         """Stop supervisord and its programs; SIGKILL the session if it takes too long."""
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
             return
-        self.proc.terminate()
+        self.terminate()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -196,3 +203,11 @@ class Supervisord:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stop_all(instances: Sequence[Supervisord]) -> None:
+    """Stop several supervisords at once (they stop their programs in parallel)."""
+    for sv in instances:
+        sv.terminate()
+    for sv in instances:
+        sv.stop()

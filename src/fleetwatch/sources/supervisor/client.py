@@ -72,7 +72,9 @@ class XmlRpcClient:
             self.endpoint = urlunsplit((clean.scheme, clean.netloc, path, "", ""))
         else:
             raise ValueError(f"unsupported supervisord URL scheme {parts.scheme!r}")
-        auth = httpx.BasicAuth(username, password.reveal() if password else "") if username else None
+        auth = (
+            httpx.BasicAuth(username, password.reveal() if password else "") if username else None
+        )
         self.timeout = timeout
         self._http = httpx.AsyncClient(
             transport=transport,

@@ -100,7 +100,10 @@ class Fault(SourceError):
             self.name = Faults(code).name
         except ValueError:
             self.name = f"FAULT_{code}"
-        super().__init__(f"{self.name}: {text}" if text and text != self.name else self.name)
+        # supervisord's fault strings already start with the name ("BAD_NAME: foo")
+        super().__init__(
+            text if text.startswith(self.name) else f"{self.name}: {text}".rstrip(": ")
+        )
 
 
 def encode_call(method: str, *params: Any) -> bytes:
@@ -110,9 +113,7 @@ def encode_call(method: str, *params: Any) -> bytes:
 
 def encode_multicall(calls: Sequence[tuple[str, Sequence[Any]]]) -> bytes:
     """The body of a ``system.multicall`` of ``(method, params)`` pairs."""
-    return encode_call(
-        "system.multicall", [{"methodName": m, "params": list(p)} for m, p in calls]
-    )
+    return encode_call("system.multicall", [{"methodName": m, "params": list(p)} for m, p in calls])
 
 
 def decode_response(body: bytes) -> Any:
@@ -130,24 +131,29 @@ def decode_response(body: bytes) -> Any:
 
 
 def decode_multicall(value: Any, expected: int) -> list[Any]:
-    """Split a multicall result: each item is a value or a :class:`Fault` instance."""
+    """Split a multicall result: each item is a value or a :class:`Fault` instance.
+
+    supervisord puts each value in the array as it is (not wrapped in a
+    one-element array as the multicall convention of other servers has it), and
+    each fault as a ``{faultCode, faultString}`` struct.
+    """
     if not isinstance(value, list) or len(value) != expected:
         raise RemoteProtocolError(f"multicall answered {value!r:.80}, expected {expected} results")
     out: list[Any] = []
     for item in value:
         if isinstance(item, dict) and "faultCode" in item:
             out.append(Fault(int(item["faultCode"]), str(item.get("faultString", ""))))
-        elif isinstance(item, list) and len(item) == 1:
-            out.append(item[0])  # a successful call's value comes wrapped in a list
         else:
-            raise RemoteProtocolError(f"multicall item {item!r:.80} is neither a value nor a fault")
+            out.append(item)
     return out
 
 
 def _field(d: Mapping[str, Any], key: str, kind: type) -> Any:
     value = d.get(key)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RemoteProtocolError(f"process info field {key!r} is {value!r:.40}, not {kind.__name__}")
+        raise RemoteProtocolError(
+            f"process info field {key!r} is {value!r:.40}, not {kind.__name__}"
+        )
     return value
 
 

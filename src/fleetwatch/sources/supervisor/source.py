@@ -19,6 +19,7 @@ and the source's ``info.clock_offset`` (hub clock minus daemon clock).
 from __future__ import annotations
 
 import asyncio
+import math
 import dataclasses
 import logging
 import socket
@@ -143,7 +144,7 @@ class SupervisorSource(Source):
         version, ident, pid, api, state, infos = (_ok(r) for r in results)
         processes = ProcessInfo.list_from(infos)
         now = time.time()
-        offset = round(now - processes[0].now) if processes else 0
+        offset = math.floor(now - processes[0].now) if processes else 0
         self._labels = {"identification": str(ident), "supervisor_version": str(version)}
         self._check_state(state)
         self.last_ok = now
@@ -323,7 +324,9 @@ class SupervisorSource(Source):
             return _grouped(await call("supervisor.clearAllProcessLogs"))
         if name == "reread":
             added, changed, removed = await self._reread()
-            return ActionResult(True, None, {"added": added, "changed": changed, "removed": removed})
+            return ActionResult(
+                True, None, {"added": added, "changed": changed, "removed": removed}
+            )
         if name == "update":
             return await self._update()
         if name == "reload":
@@ -397,7 +400,7 @@ class SupervisorSource(Source):
         if end <= start:
             return LogChunk("", start, start, size, reset)
         read = self.client.call
-        for s_shift in range(0 if exact_start else _UTF8_SLACK + 1):
+        for s_shift in range(1 if exact_start else _UTF8_SLACK + 1):
             for e_shift in range(_UTF8_SLACK + 1 if end < size else 1):
                 s, e = start + s_shift, end - e_shift
                 if e <= s:
@@ -413,8 +416,6 @@ class SupervisorSource(Source):
                         return LogChunk("", 0, 0, 0, reset)
                     raise
                 return LogChunk(str(text), s, e, size, reset)
-            if exact_start:
-                break
         raise SourceError(f"could not read {channel} of {ns} at [{start}, {end}) as UTF-8")
 
 
@@ -454,4 +455,3 @@ def _host_of(url: str) -> tuple[str, str]:
         return socket.gethostname(), parts.path or parts.netloc
     host = parts.hostname or "localhost"
     return host, host
-
