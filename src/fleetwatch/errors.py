@@ -26,9 +26,9 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "SourceError",
-    "Unreachable",
     "UnknownAction",
     "UnknownTarget",
+    "Unreachable",
 ]
 
 

@@ -96,11 +96,13 @@ from users.  A TypeScript port should do the same.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import methodcaller
 from typing import Any
 
 __all__ = ["Filter", "Pattern", "Term", "matches", "parse"]
@@ -168,20 +170,62 @@ class Term:
     field: tuple[str, ...] | None
     patterns: tuple[Pattern, ...]
     negated: bool = False
+    _test: Callable[[str], bool] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_test", _text_test(self.field is None, self.patterns))
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
-        patterns = self.patterns
-        if self.field is None:
-            hit = any(
-                pattern.found_in(text)
-                for path in _BARE_FIELDS
-                for text in _texts(_lookup(obj, path))
-                for pattern in patterns
+        """Whether ``obj`` satisfies this word (negation included)."""
+        path = self.field
+        if path is None:
+            hit = (
+                self._hit(_get(obj, "name"))
+                or self._hit(_get(obj, "group"))
+                or self._hit(_get(obj, "id"))
             )
+        elif len(path) == 1:
+            hit = self._hit(_get(obj, path[0]))
         else:
-            texts = _texts(_lookup(obj, self.field))
-            hit = any(pattern.equals(text) for text in texts for pattern in patterns)
+            hit = self._hit(_lookup(obj, path))
         return hit != self.negated
+
+    def _hit(self, value: Any) -> bool:
+        if type(value) is str:  # the common case, without building a tuple
+            return self._test(value.lower())
+        test = self._test
+        return any(test(text) for text in _texts(value))
+
+
+def _text_test(bare: bool, patterns: tuple[Pattern, ...]) -> Callable[[str], bool]:
+    """One fast function telling whether a lowercased text matches any of ``patterns``.
+
+    Semantically ``any(p.found_in(text) if bare else p.equals(text) for p in patterns)``.
+    """
+    tests = [_glob_test(pattern.parts) for pattern in patterns if pattern.is_glob]
+    plain = [pattern.text for pattern in patterns if not pattern.is_glob]
+    if plain and bare:
+        tests.extend(methodcaller("__contains__", text) for text in plain)
+    elif plain:
+        tests.append(frozenset(plain).__contains__)
+    if len(tests) == 1:
+        return tests[0]
+    return lambda text: any(test(text) for test in tests)
+
+
+def _glob_test(parts: tuple[str, ...]) -> Callable[[str], bool]:
+    """``functools.partial(_glob_match, parts)``, with C-speed shortcuts for common shapes."""
+    first, last = parts[0], parts[-1]
+    if len(parts) == 2:
+        if not first and not last:
+            return lambda text: True
+        if not last:
+            return methodcaller("startswith", first)
+        if not first:
+            return methodcaller("endswith", last)
+    if len(parts) == 3 and not first and not last:
+        return methodcaller("__contains__", parts[1])
+    return functools.partial(_glob_match, parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,24 +243,35 @@ class Filter:
         return bool(self.terms)
 
     def matches(self, obj: Mapping[str, Any]) -> bool:
-        return all(term.matches(obj) for term in self.terms)
+        """Whether ``obj`` satisfies every word of the query."""
+        for term in self.terms:  # noqa: SIM110 (a plain loop is faster than all())
+            if not term.matches(obj):
+                return False
+        return True
 
 
 def _get(mapping: Mapping[Any, Any], key: str) -> Any:
+    """``mapping[key]`` with ``key`` matched ignoring ASCII case (rule 5); None if absent."""
     value = mapping.get(key, _MISSING)
     if value is not _MISSING:
         return value
+    try:  # a quick test, in C, of a necessary condition for the slow scan to find a key
+        if key.lower() not in map(str.lower, mapping):
+            return None
+    except TypeError:  # a key that is not a str
+        pass
     size = len(key)
-    for candidate, value in mapping.items():
+    for candidate in mapping:
         if isinstance(candidate, str) and len(candidate) == size and _ascii_lower(candidate) == key:
-            return value
+            return mapping[candidate]
     return None
 
 
 def _lookup(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at ``path`` inside ``obj`` (rule 5); None if missing."""
     value: Any = obj
     for key in path:
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             return None
         value = _get(value, key)
     return value

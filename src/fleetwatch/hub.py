@@ -13,6 +13,7 @@ a fresh snapshot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import fnmatch
 import logging
@@ -25,9 +26,10 @@ from fleetwatch.config import Config, SourceConfig
 from fleetwatch.errors import BadParams, SourceError, UnknownAction, UnknownTarget
 from fleetwatch.model import ActionSpec, Delta, Entity, Fleet, Kind, Snapshot, Source
 from fleetwatch.publishers.notifications import Notification, NotificationRules
-from fleetwatch.sources.base import ActionResult, Source as SourceRunner, Target
+from fleetwatch.sources.base import ActionResult, Target
+from fleetwatch.sources.base import Source as SourceRunner
 
-__all__ = ["Hub", "Subscription", "SourceFactory"]
+__all__ = ["Hub", "SourceFactory", "Subscription"]
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("fleetwatch.audit")
@@ -265,10 +267,8 @@ class Hub:
     def flush(self) -> Delta | None:
         """Commit pending changes now and push the delta to every subscriber."""
         delta = self.fleet.commit()
-        try:
+        with contextlib.suppress(RuntimeError):
             self._last_flush = asyncio.get_running_loop().time()
-        except RuntimeError:
-            pass
         if delta is not None:
             for sub in list(self._subscriptions):
                 sub.push(delta)

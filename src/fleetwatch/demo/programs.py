@@ -1,7 +1,7 @@
 """Programs that make the demo fleet look alive: ``python -m fleetwatch.demo.programs KIND``.
 
 * ``service``  — a steady service: a heartbeat line every 30 s.
-* ``flapper``  — runs 4–6 s, then exits with status 3 (supervisord restarts it forever).
+* ``flapper``  — runs 4-6 s, then exits with status 3 (supervisord restarts it forever).
 * ``talker``   — a stdout line every 0.5 s and a stderr line every 2.5 s, with non-ASCII text.
 * ``worker``   — a quiet worker of a numprocs group.
 """

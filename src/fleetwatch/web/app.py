@@ -177,7 +177,9 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
 
     def list_route(plural: str, kind: Kind) -> None:
         @app.get(f"/api/{plural}", summary=f"The {plural}, filtered with ?q=", name=plural)
-        def listing(q: str = Query("", description="filter, e.g. state:running group:web")) -> Response:
+        def listing(
+            q: str = Query("", description="filter, e.g. state:running group:web"),
+        ) -> Response:
             items = hub.snapshot()
             f = filters.parse(q)
             rows = getattr(items, plural)

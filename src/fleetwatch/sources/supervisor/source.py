@@ -19,9 +19,10 @@ and the source's ``info.clock_offset`` (hub clock minus daemon clock).
 from __future__ import annotations
 
 import asyncio
-import math
+import contextlib
 import dataclasses
 import logging
+import math
 import socket
 import time
 from collections.abc import Awaitable
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from fleetwatch.config import SupervisorSourceConfig
-from fleetwatch.errors import SourceError, Unreachable, UnknownTarget
+from fleetwatch.errors import SourceError, UnknownTarget, Unreachable
 from fleetwatch.model import ActionSpec, Node, ParamSpec, Process
 from fleetwatch.sources.base import ActionResult, Backoff, Source, SourceSink, Target
 from fleetwatch.sources.supervisor.client import HTTPStatusError, XmlRpcClient, public_url
@@ -173,10 +174,8 @@ class SupervisorSource(Source):
             self._publish(ProcessInfo.list_from(infos))
 
     async def _wait_tick(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._poke.wait(), self.interval)
-        except TimeoutError:
-            pass
         self._poke.clear()
 
     def poke(self) -> None:
