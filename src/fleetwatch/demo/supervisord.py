@@ -7,6 +7,7 @@ does not reach it before we stop it ourselves.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -192,10 +193,8 @@ class Supervisord:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the session, if any
-        except ProcessLookupError:
-            pass
 
     def __enter__(self) -> Supervisord:
         self.start()
