@@ -87,11 +87,12 @@ Examples::
    value.  A bare word matches when some alternative matches some text of the object's
    ``name``, ``group`` or ``id`` field (each looked up as in rule 5).
 
-Implementation notes: queries are parsed once (and cached by :func:`matches`); patterns are
-lowercased at parse time.  Globs are matched by a linear scan (prefix, suffix, then each
-middle piece found left to right) instead of a backtracking regular expression, because a
-regex such as ``.*a.*a.*a.*b`` takes exponential time on hostile input and queries come
-from users.  A TypeScript port should do the same.
+Implementation notes: :func:`parse` and :func:`matches` share an LRU cache of parsed
+queries; patterns are lowercased once, at parse time, and texts once per value.  Globs are
+matched by a linear scan (prefix, suffix, then each middle piece found left to right)
+instead of a backtracking regular expression, because a regex such as ``.*a.*a.*a.*b``
+takes exponential time on hostile input and queries come from users.  A TypeScript port
+should do the same.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import methodcaller
 from typing import Any
 
@@ -109,7 +110,6 @@ __all__ = ["Filter", "Pattern", "Term", "matches", "parse"]
 
 _WORD = re.compile(r'(?:[^ \t\n\v\f\r"]|"[^"]*"?)+')
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_BARE_FIELDS: tuple[tuple[str, ...], ...] = (("name",), ("group",), ("id",))
 _MISSING: Any = object()
 _EMPTY: tuple[str, ...] = ("",)
 
@@ -138,7 +138,7 @@ class Pattern:
     """One alternative of a word: lowercased text, a glob when it contains ``*``."""
 
     text: str
-    parts: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    parts: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         text = self.text.lower()
@@ -255,7 +255,9 @@ def _get(mapping: Mapping[Any, Any], key: str) -> Any:
     value = mapping.get(key, _MISSING)
     if value is not _MISSING:
         return value
-    try:  # a quick test, in C, of a necessary condition for the slow scan to find a key
+    # A quick test, in C, of a necessary condition for the scan below to find a key:
+    # if _ascii_lower(candidate) == key then candidate.lower() == key.lower().
+    try:
         if key.lower() not in map(str.lower, mapping):
             return None
     except TypeError:  # a key that is not a str

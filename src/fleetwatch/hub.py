@@ -167,7 +167,12 @@ class Hub:
             raise ValueError(f"source {cfg.name!r} exists already")
         factory = self._factories.get(cfg.kind)
         now = time.time()
-        if factory is None:
+        try:
+            if factory is None:
+                raise SourceError(f"sources of kind {cfg.kind!r} are not supported by this version")
+            runner = factory(cfg, SourceHandle(self, cfg.name))
+        except SourceError as exc:
+            # Shown as a source in error, so the rest of the fleet is still watched.
             self._put(
                 Source(
                     id=cfg.name,
@@ -175,11 +180,10 @@ class Hub:
                     name=cfg.name,
                     status="error",
                     since=now,
-                    error=f"sources of kind {cfg.kind!r} are not supported by this version",
+                    error=str(exc),
                 )
             )
             return
-        runner = factory(cfg, SourceHandle(self, cfg.name))
         self._runners[cfg.name] = runner
         self._put(
             Source(

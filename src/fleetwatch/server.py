@@ -6,6 +6,7 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import threading
 from collections.abc import Iterator
 
 import uvicorn
@@ -38,6 +39,9 @@ class Server(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals can only be handled on the main thread
+            return
         previous = {
             sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
         }
