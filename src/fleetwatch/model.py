@@ -258,7 +258,8 @@ class Fleet:
         self._by_source: dict[tuple[Kind, str], set[str]] = {}
         self._pending: dict[tuple[Kind, str], Change] = {}
         self._ring: deque[Delta] = deque(maxlen=ring)
-        self._finished: deque[str] = deque()
+        self._finished: dict[str, None] = {}
+        """The finished jobs, oldest first (a dict as an ordered set)."""
         self._finished_max = finished_jobs
 
     # -- reading ---------------------------------------------------------------
@@ -336,8 +337,11 @@ class Fleet:
             self._index_remove(kind, old.source, entity.id)
             self._by_source.setdefault((kind, entity.source), set()).add(entity.id)
         self._queue(Change("put", kind, entity.id, entity))
-        if isinstance(entity, Job) and _finished(entity) and not _finished(old):
-            self._job_finished(entity.id)
+        if isinstance(entity, Job) and _finished(entity) != _finished(old):
+            if _finished(entity):
+                self._job_finished(entity.id)
+            else:
+                self._finished.pop(entity.id, None)  # running again
         return True
 
     def delete(self, kind: Kind, id: str) -> bool:
@@ -347,6 +351,8 @@ class Fleet:
             return False
         self._index_remove(kind, old.source, id)
         self._queue(Change("del", kind, id))
+        if kind == "job":
+            self._finished.pop(id, None)
         if kind == "source":
             for owned in ("node", "process", "job"):
                 for oid in list(self._by_source.get((owned, id), ())):
@@ -400,11 +406,9 @@ class Fleet:
                 del self._by_source[(kind, source)]
 
     def _job_finished(self, id: str) -> None:
-        self._finished.append(id)
+        self._finished[id] = None
         while len(self._finished) > self._finished_max:
-            oldest = self._finished.popleft()
-            if _finished(self._items["job"].get(oldest)):
-                self.delete("job", oldest)
+            self.delete("job", next(iter(self._finished)))  # also drops it from _finished
 
 
 def _finished(entity: Entity | None) -> bool:

@@ -147,10 +147,14 @@ class Supervisord:
         )
         self.wait_ready(timeout)
 
-    def rpc(self) -> xmlrpc.client.ServerProxy:
-        """A blocking XML-RPC proxy (over the unix socket, which needs no TCP port)."""
+    def call(self, method: str, *args: Any) -> Any:
+        """Call one XML-RPC method, blocking, over the unix socket (no TCP port needed)."""
         transport = SupervisorTransport(self.username, self.password, f"unix://{self.socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        try:
+            return getattr(proxy, method)(*args)
+        finally:
+            transport.close()
 
     def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
@@ -163,8 +167,7 @@ class Supervisord:
                     f"supervisord {self.name} exited ({self.proc.returncode}): {tail}"
                 )
             try:
-                state: Any = self.rpc().supervisor.getState()
-                if state["statename"] == "RUNNING":
+                if self.call("supervisor.getState")["statename"] == "RUNNING":
                     return
             except (OSError, xmlrpc.client.Error) as exc:
                 last = exc

@@ -187,4 +187,6 @@ class Source(abc.ABC):
     def online(self, **fields: Any) -> None:
         """Report a successful (re)connection: status online, back-off reset."""
         self.backoff.reset()
-        self.sink.status("online", error=None, **fields)
+        if self.last_ok is None:
+            self.last_ok = time.time()
+        self.sink.status("online", error=None, last_seen=self.last_ok, **fields)

@@ -390,22 +390,22 @@ class SupervisorSource(Source):
         reset = False
         if offset is None:
             start = max(0, size - length)
-            exact_start = start == 0
         else:
             if offset > size:
                 reset, offset = True, 0
-            start, exact_start = offset, True
+            start = offset
         end = min(size, start + length)
         if end <= start:
             return LogChunk("", start, start, size, reset)
-        read = self.client.call
-        for s_shift in range(1 if exact_start else _UTF8_SLACK + 1):
+        # Move the end first: a follower reads on from our last end, which is already
+        # a character boundary, so its window only ever needs the end moved.
+        for s_shift in range(_UTF8_SLACK + 1 if start > 0 else 1):
             for e_shift in range(_UTF8_SLACK + 1 if end < size else 1):
                 s, e = start + s_shift, end - e_shift
                 if e <= s:
                     break
                 try:
-                    text = await read(f"supervisor.readProcess{cap}Log", ns, s, e - s)
+                    text = await self.client.call(f"supervisor.readProcess{cap}Log", ns, s, e - s)
                 except HTTPStatusError as exc:
                     if exc.status == 500:
                         continue  # a split character: move the window

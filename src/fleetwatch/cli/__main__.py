@@ -1,0 +1,3 @@
+from fleetwatch.cli.main import main
+
+main()
