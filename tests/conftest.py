@@ -169,9 +169,7 @@ class Stream:
             self.snapshots += 1
             self.seq = frame["seq"]
             self.entities = {
-                (kind, e["id"]): e
-                for kind, plural in _PLURALS.items()
-                for e in frame[plural]
+                (kind, e["id"]): e for kind, plural in _PLURALS.items() for e in frame[plural]
             }
         elif frame["t"] == "delta":
             assert frame["seq"] - len(frame["changes"]) == self.seq, (

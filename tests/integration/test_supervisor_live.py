@@ -22,8 +22,7 @@ def truth(sv: Supervisord) -> dict[str, tuple[str, int]]:
 
 def seen(hub: HubServer, source: str) -> dict[str, tuple[str, int]]:
     return {
-        pid: (p["state"], p["pid"] or 0)
-        for pid, p in hub.processes(f"source:{source}").items()
+        pid: (p["state"], p["pid"] or 0) for pid, p in hub.processes(f"source:{source}").items()
     }
 
 
@@ -108,11 +107,7 @@ def test_start_stop_restart_signal_through_the_api(
     assert hub.action("source", "sv", "stop").json()["ok"] is True
     assert {s for s, _ in truth(sv).values()} == {"STOPPED"}
     stream.until(
-        lambda s: all(
-            p["state"] == "STOPPED"
-            for (k, _), p in s.entities.items()
-            if k == "process"
-        )
+        lambda s: all(p["state"] == "STOPPED" for (k, _), p in s.entities.items() if k == "process")
     )
     stream.close()
 
@@ -251,7 +246,9 @@ def test_log_tail_is_utf8_safe_at_every_window(
     text, end = chunk["text"], chunk["end"]
     while end < 3000:
         nxt = wait_for(
-            lambda end=end: (c := hub.get(url, params={"offset": end, "length": 500}))["text"] and c,
+            lambda end=end: (
+                (c := hub.get(url, params={"offset": end, "length": 500}))["text"] and c
+            ),
             what="more log",
         )
         assert nxt["offset"] == end
@@ -292,8 +289,10 @@ def test_stream_resumes_without_loss_or_doubling(
     assert frame["t"] == "delta", "a resuming client gets the missed deltas, not a snapshot"
     assert frame["seq"] - len(frame["changes"]) == seq
     again.until(
-        lambda s: (s.get("process", "sv:web:web") or {}).get("state") == "STOPPED"
-        and (s.get("process", "sv:idle:idle") or {}).get("state") == "RUNNING"
+        lambda s: (
+            (s.get("process", "sv:web:web") or {}).get("state") == "STOPPED"
+            and (s.get("process", "sv:idle:idle") or {}).get("state") == "RUNNING"
+        )
     )
     assert again.snapshots == 0
     # The replica built from deltas equals a fresh snapshot at the same seq.

@@ -42,6 +42,8 @@ class Program:
     numprocs: int = 1
     group: str | None = None
     """Put the program in a ``[group:NAME]`` section of that name."""
+    events: str | None = None
+    """Make it an ``[eventlistener:NAME]`` subscribed to these events."""
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -110,6 +112,19 @@ class Supervisord:
         groups: dict[str, list[str]] = {}
         for p in self.programs:
             proc_name = "%(program_name)s_%(process_num)02d" if p.numprocs > 1 else p.name
+            if p.events:
+                lines += [
+                    f"[eventlistener:{p.name}]",
+                    f"command={p.command}",
+                    f"events={p.events}",
+                    "buffer_size=1000",
+                    "autorestart=true",
+                    "stdout_logfile=NONE",
+                    f"stderr_logfile={self.dir}/log/{p.name}.err.log",
+                    *(f"{k}={v}" for k, v in p.extra.items()),
+                    "",
+                ]
+                continue
             lines += [
                 f"[program:{p.name}]",
                 f"command={p.command}",

@@ -42,8 +42,10 @@ from fleetwatch.sources.supervisor.protocol import (
     Faults,
     GroupResult,
     ProcessInfo,
+    ProcessStates,
     SupervisorStates,
 )
+from fleetwatch.sources.supervisor.zerorpc import MultivisorAgentClient
 
 __all__ = ["ACTIONS", "LogChunk", "SupervisorSource"]
 
@@ -101,21 +103,29 @@ class SupervisorSource(Source):
         backoff: Backoff | None = None,
     ) -> None:
         super().__init__(config.name, sink, backoff=backoff)
-        if config.url is None:
-            raise SourceError(
-                f"source {config.name!r}: only direct XML-RPC (url = ...) is supported so far"
-            )
         self.config = config
         self.interval = config.poll_interval
         self.poll_timeout = config.timeout or max(0.5, config.poll_interval)
-        self.client = XmlRpcClient(
-            config.url,
-            username=config.username,
-            password=config.password,
-            timeout=config.action_timeout,
-            transport=transport,
-        )
-        self.host, self.address = _host_of(config.url)
+        self.client: XmlRpcClient | MultivisorAgentClient
+        if config.url is not None:
+            self.client = XmlRpcClient(
+                config.url,
+                username=config.username,
+                password=config.password,
+                timeout=config.action_timeout,
+                transport=transport,
+            )
+            self.host, self.address = _host_of(config.url)
+        elif config.multivisor_rpc is not None:
+            self.client = MultivisorAgentClient(
+                config.multivisor_rpc, timeout=config.action_timeout
+            )
+            self.host = self.address = config.multivisor_rpc.rsplit(":", 1)[0] or "localhost"
+        else:
+            raise SourceError(
+                f"source {config.name!r}: the fleetwatch-agent push channel (agent = ...) "
+                "is not supported by this version; use url = ... (supervisord's XML-RPC)"
+            )
         self.node_id = f"{self.name}/{self.host}"
         self.last_ok: float | None = None
         self._poke = asyncio.Event()
@@ -123,7 +133,9 @@ class SupervisorSource(Source):
 
     @property
     def url(self) -> str:
-        return public_url(self.config.url or "")
+        if self.config.url is not None:
+            return public_url(self.config.url)
+        return self.client.endpoint
 
     def actions(self) -> tuple[ActionSpec, ...]:
         return ACTIONS
@@ -131,6 +143,8 @@ class SupervisorSource(Source):
     # -- watching ------------------------------------------------------------------
 
     async def session(self) -> None:
+        if isinstance(self.client, MultivisorAgentClient):
+            self.client.reset()  # a fresh socket per session (the host may have rebooted)
         results = await self.client.multicall(
             [
                 ("supervisor.getSupervisorVersion", ()),
@@ -160,8 +174,24 @@ class SupervisorSource(Source):
             },
         )
         self._publish(processes)
+        follower = (
+            asyncio.get_running_loop().create_task(self._follow(self.client))
+            if isinstance(self.client, MultivisorAgentClient)
+            else None
+        )
+        try:
+            await self._poll_forever(follower)
+        finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError, SourceError):
+                    await follower
+
+    async def _poll_forever(self, follower: asyncio.Task[None] | None) -> None:
         while True:
             await self._wait_tick()
+            if follower is not None and follower.done():
+                follower.result()  # the event stream failed: end the session with its error
             state, infos = (
                 _ok(r)
                 for r in await self.client.multicall(
@@ -177,6 +207,23 @@ class SupervisorSource(Source):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._poke.wait(), self.interval)
         self._poke.clear()
+
+    async def _follow(self, client: MultivisorAgentClient) -> None:
+        """Apply the agent's events as they come, then poll at once for the details.
+
+        A process event's own state is applied first (Multivisor's trap T5: a state
+        re-read later may already have moved on, and short states would be lost).
+        """
+        async for event in client.events():
+            name = str(event.get("eventname", ""))
+            payload = event.get("payload")
+            if name.startswith("PROCESS_STATE_") and isinstance(payload, dict):
+                state = name.removeprefix("PROCESS_STATE_")
+                pid_id = f"{self.name}:{payload.get('groupname')}:{payload.get('processname')}"
+                old = self.sink.get("process", pid_id)
+                if isinstance(old, Process) and state in ProcessStates.__members__:
+                    self.sink.put(dataclasses.replace(old, state=state))
+            self.poke()
 
     def poke(self) -> None:
         """Poll now instead of at the next tick (after an action)."""

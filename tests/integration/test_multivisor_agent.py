@@ -1,0 +1,75 @@
+"""Multivisor users keep their agents: the hub reads their INI and speaks to multivisor-rpc.
+
+The agent is the real one (``multivisor[rpc]`` from PyPI), running as an event
+listener inside a real supervisord, exactly as Multivisor's README sets it up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from fleetwatch.config import SupervisorSourceConfig, load_config
+from fleetwatch.demo.supervisord import Program, Supervisord, free_port
+from tests.conftest import HubServer, require, standard_programs, wait_for
+
+
+def agent_program(port: int) -> Program:
+    rpc = Path(sys.executable).parent / "multivisor-rpc"
+    require(str(rpc))
+    return Program(
+        "multivisor-rpc",
+        f"{rpc} --bind 127.0.0.1:{port}",
+        events="PROCESS_STATE,SUPERVISOR_STATE_CHANGE",
+    )
+
+
+def test_multivisor_ini_and_agent_work_unchanged(
+    tmp_path: Path,
+    supervisors: Callable[..., Supervisord],
+    hub_server: Callable[..., HubServer],
+) -> None:
+    port = free_port()
+    sv = supervisors("sv", [*standard_programs("sv"), agent_program(port)])
+    ini = tmp_path / "multivisor.conf"
+    ini.write_text(f"[global]\nname=ACME\n\n[supervisor:sv]\nurl=127.0.0.1:{port}\n")
+    (source,) = load_config(str(ini)).sources.values()
+    assert isinstance(source, SupervisorSourceConfig)
+    assert source.multivisor_rpc == f"127.0.0.1:{port}"
+    # A long poll interval: within the deadlines below only pushed events can bring changes.
+    hub = hub_server(dataclasses.replace(source, poll_interval=60.0))
+
+    src = wait_for(lambda: (s := hub.source("sv"))["status"] == "online" and s, what="online")
+    assert src["url"] == f"tcp://127.0.0.1:{port}"
+    assert src["version"] == "4.3.0"
+
+    def truth() -> dict[str, str]:
+        infos = sv.call("supervisor.getAllProcessInfo")
+        return {f"sv:{p['group']}:{p['name']}": p["statename"] for p in infos}
+
+    seen = hub.processes()
+    assert "sv:multivisor-rpc:multivisor-rpc" in seen  # listeners are processes too (T19)
+
+    # A change made behind the hub's back arrives through the agent's event stream.
+    sv.call("supervisor.stopProcess", "web:web")
+    wait_for(lambda: hub.processes()["sv:web:web"]["state"] == "STOPPED", what="pushed stop of web")
+    # Actions go through the agent too, with supervisord's faults reported as such.
+    assert hub.action("process", "sv:web:web", "start").json()["ok"] is True
+    assert truth()["sv:web:web"] == "RUNNING"
+    result = hub.action("process", "sv:web:web", "signal", signal="NOSUCHSIG").json()
+    assert result["ok"] is False
+    assert result["detail"] == {"fault": "BAD_SIGNAL", "code": 11}
+    wait_for(
+        lambda: {k: p["state"] for k, p in hub.processes().items()}.keys() == truth().keys(),
+        what="same processes as supervisord",
+    )
+    chunk = wait_for(
+        lambda: (
+            (c := hub.get("/api/processes/sv:talker:talker/log", params={"length": 300}))["text"]
+            and c
+        ),
+        what="talker log through the agent",
+    )
+    assert "température" in chunk["text"]
