@@ -86,6 +86,13 @@ Examples::
    A field word matches an object when some alternative matches some text of the field's
    value.  A bare word matches when some alternative matches some text of the object's
    ``name``, ``group`` or ``id`` field (each looked up as in rule 5).
+   But a field word whose field's *first* key is not a key of the object at all (rule 5's
+   lookup finds nothing; a key whose value is null or empty *is* a key) is matched as a
+   bare word whose alternatives are ``FIELD:ALT`` for each alternative ``ALT`` of its value
+   (``FIELD:`` when it has only the empty one), ``FIELD`` as typed.  So ids,
+   which contain colons, can be typed as they are: ``sv1:web`` finds ``sv1:web:api_00``,
+   and ``sv2:`` everything of ``sv2`` (what Multivisor users type), while ``state:`` on a
+   process still asks for an empty state.
 
 Implementation notes: :func:`parse` and :func:`matches` share an LRU cache of parsed
 queries; patterns are lowercased once, at parse time, and texts once per value.  Globs are
@@ -170,6 +177,8 @@ class Term:
     field: tuple[str, ...] | None
     patterns: tuple[Pattern, ...]
     negated: bool = False
+    whole: Term | None = dataclasses.field(default=None, compare=False, repr=False)
+    """For a field word, the whole word as a bare word (rule 7, objects without the field)."""
     _test: Callable[[str], bool] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -184,10 +193,14 @@ class Term:
                 or self._hit(_get(obj, "group"))
                 or self._hit(_get(obj, "id"))
             )
-        elif len(path) == 1:
-            hit = self._hit(_get(obj, path[0]))
         else:
-            hit = self._hit(_lookup(obj, path))
+            value = _get(obj, path[0], _MISSING)
+            if value is _MISSING and self.whole is not None:
+                hit = self.whole.matches(obj)
+            elif len(path) == 1:
+                hit = self._hit(value)
+            else:
+                hit = self._hit(_lookup(value, path[1:]))
         return hit != self.negated
 
     def _hit(self, value: Any) -> bool:
@@ -250,8 +263,8 @@ class Filter:
         return True
 
 
-def _get(mapping: Mapping[Any, Any], key: str) -> Any:
-    """``mapping[key]`` with ``key`` matched ignoring ASCII case (rule 5); None if absent."""
+def _get(mapping: Mapping[Any, Any], key: str, absent: Any = None) -> Any:
+    """``mapping[key]`` with ``key`` matched ignoring ASCII case (rule 5); ``absent`` if absent."""
     value = mapping.get(key, _MISSING)
     if value is not _MISSING:
         return value
@@ -259,17 +272,17 @@ def _get(mapping: Mapping[Any, Any], key: str) -> Any:
     # if _ascii_lower(candidate) == key then candidate.lower() == key.lower().
     try:
         if key.lower() not in map(str.lower, mapping):
-            return None
+            return absent
     except TypeError:  # a key that is not a str
         pass
     size = len(key)
     for candidate in mapping:
         if isinstance(candidate, str) and len(candidate) == size and _ascii_lower(candidate) == key:
             return mapping[candidate]
-    return None
+    return absent
 
 
-def _lookup(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+def _lookup(obj: Any, path: tuple[str, ...]) -> Any:
     """The value at ``path`` inside ``obj`` (rule 5); None if missing."""
     value: Any = obj
     for key in path:
@@ -329,6 +342,10 @@ def _texts(value: Any) -> tuple[str, ...]:
 
 
 def _alternatives(value: str) -> tuple[Pattern, ...]:
+    return tuple(Pattern(text) for text in _alternative_texts(value))
+
+
+def _alternative_texts(value: str) -> tuple[str, ...]:
     alternatives: list[str] = []
     current: list[str] = []
     quoted = False
@@ -341,7 +358,7 @@ def _alternatives(value: str) -> tuple[Pattern, ...]:
         else:
             current.append(char)
     alternatives.append("".join(current))
-    return tuple(Pattern(text) for text in alternatives if text) or (Pattern(""),)
+    return tuple(text for text in alternatives if text) or ("",)
 
 
 def _term(word: str) -> Term:
@@ -352,7 +369,11 @@ def _term(word: str) -> Term:
     quote = word.find('"')
     if colon > 0 and (quote < 0 or colon < quote):
         path = tuple(_ascii_lower(word[:colon]).split("."))
-        return Term(path, _alternatives(word[colon + 1 :]), negated)
+        prefix = word[: colon + 1]
+        whole = Term(
+            None, tuple(Pattern(prefix + alt) for alt in _alternative_texts(word[colon + 1 :]))
+        )
+        return Term(path, _alternatives(word[colon + 1 :]), negated, whole)
     return Term(None, _alternatives(word), negated)
 
 
