@@ -1,0 +1,346 @@
+"""An icecream cluster as the scheduler's monitor messages describe it. No I/O.
+
+:class:`Cluster` turns messages into fleetwatch entities, reported to a sink:
+
+* a compile host is a node ``SOURCE/NAME``. Hosts are keyed by *name*, because a
+  daemon that logs in again gets a new host id (trap 12); its counters carry over.
+  Every MON_STATS key is kept: text ones as labels, numbers as metrics (``LoadAvg10``
+  is really the 15-minute average and becomes ``loadavg15``). ``State:Offline``
+  removes the host.
+* a job is ``SOURCE#ID``: ``waiting`` (MON_GET_CS) → ``running`` (MON_JOB_BEGIN) →
+  ``done`` or ``failed`` (MON_JOB_DONE, by exit code); ``local`` (MON_LOCAL_JOB_BEGIN)
+  → ``done`` (JOB_LOCAL_DONE). A BEGIN or DONE for an id never seen (a monitor that
+  joined mid-build) is applied as far as it can be, never an error. Times are the
+  hub's receive times: ``stime`` values come from other machines' clocks (trap 14).
+* per-host counters (metrics): ``jobs`` running there now, ``jobs_done``,
+  ``jobs_failed``, ``local_jobs``, ``requested`` (as a client), ``busy_msec``,
+  ``avg_msec``, ``bytes_in``, ``bytes_out``; and cluster totals in :attr:`totals`,
+  including the queue wait from request to begin. A job's ``metrics.lang`` is the
+  language code (:data:`LANGS`), ``metrics.requested`` when it was asked for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fleetwatch.model import Entity, Job, Kind, Node
+from fleetwatch.sources.icecream.protocol import (
+    JobLocalDone,
+    Message,
+    MonGetCS,
+    MonJobBegin,
+    MonJobDone,
+    MonLocalJobBegin,
+    MonStats,
+)
+
+__all__ = ["LANGS", "Cluster", "parse_number"]
+
+LANGS = {0: "C", 1: "C++", 2: "ObjC", 3: "ObjC++", 4: "Custom"}
+
+# MON_STATS keys: text → label name; number → metric name.
+_LABELS = {
+    "Platform": "platform",
+    "Version": "protocol",
+    "Features": "features",
+    "NoRemote": "no_remote",
+}
+_METRICS = {
+    "MaxJobs": "max_jobs",
+    "Speed": "speed",
+    "Load": "load",
+    "LoadAvg1": "loadavg1",
+    "LoadAvg5": "loadavg5",
+    "LoadAvg10": "loadavg15",
+    "FreeMem": "free_mem_mib",
+}
+_COUNTERS = (
+    "jobs",
+    "jobs_done",
+    "jobs_failed",
+    "local_jobs",
+    "requested",
+    "busy_msec",
+    "bytes_in",
+    "bytes_out",
+)
+
+
+def parse_number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value else None  # NaN is no number
+
+
+class Sink(Protocol):
+    def put(self, entity: Entity) -> bool: ...
+
+    def delete(self, kind: Kind, id: str) -> bool: ...
+
+
+@dataclass(slots=True)
+class _Host:
+    name: str
+    hostid: int
+    address: str = ""
+    stats: dict[str, str] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
+    since: float = 0.0
+    blocked: bool = False
+
+
+@dataclass(slots=True)
+class _Job:
+    id: int
+    client: str = ""
+    server: str = ""
+    state: str = "waiting"
+    file: str = ""
+    requested: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Cluster:
+    """The state of one scheduler session; create a new one on every reconnect."""
+
+    def __init__(self, source: str, sink: Sink, *, clock: Callable[[], float] = time.time) -> None:
+        self.source = source
+        self.sink = sink
+        self.clock = clock
+        self.hosts: dict[str, _Host] = {}
+        """By name."""
+        self.ids: dict[int, str] = {}
+        """Host id → name (ids are per scheduler run)."""
+        self.jobs: dict[int, _Job] = {}
+        """Jobs not finished yet."""
+        self.totals: dict[str, float] = dict.fromkeys(
+            (
+                "jobs_done",
+                "jobs_failed",
+                "local_jobs",
+                "busy_msec",
+                "bytes_in",
+                "bytes_out",
+                "queue_msec",
+                "queued",
+            ),
+            0,
+        )
+        self.messages = 0
+
+    # -- the dispatcher ---------------------------------------------------------------------
+
+    def apply(self, msg: Message) -> None:
+        self.messages += 1
+        handler = self._handlers.get(type(msg))
+        if handler is not None:
+            handler(self, msg)
+
+    def _stats(self, msg: MonStats) -> None:
+        stats = msg.stats
+        if stats.get("State") == "Offline":
+            name = self.ids.pop(msg.hostid, None)
+            host = self.hosts.get(name) if name else None
+            if host is not None and host.hostid == msg.hostid:
+                if host.blocked:
+                    self._put_host(host)  # stays, shown blocked
+                else:
+                    del self.hosts[host.name]
+                    self.sink.delete("node", self._node_id(host.name))
+            return
+        name = stats.get("Name") or self.ids.get(msg.hostid) or f"host-{msg.hostid}"
+        host = self.hosts.get(name)
+        if host is None:
+            host = self.hosts[name] = _Host(name=name, hostid=msg.hostid, since=self.clock())
+        elif host.hostid != msg.hostid:
+            self.ids.pop(host.hostid, None)  # the same daemon, logged in again
+            host.hostid = msg.hostid
+            host.since = self.clock()
+        self.ids[msg.hostid] = name
+        # A snapshot or login STATS lacks LoadAvg*/FreeMem: keep the last known ones.
+        host.stats.update(stats)
+        host.address = stats.get("IP", host.address)
+        self._put_host(host)
+
+    def _get_cs(self, msg: MonGetCS) -> None:
+        client = self._host_name(msg.client_id)
+        job = self.jobs.get(msg.job_id)
+        if job is None:
+            job = self.jobs[msg.job_id] = _Job(msg.job_id)
+        job.client, job.file = client, msg.filename
+        job.requested = self.clock()
+        job.metrics["lang"] = msg.lang
+        job.metrics["requested"] = job.requested
+        self._count(client, "requested", 1)
+        self._put_job(job)
+
+    def _begin(self, msg: MonJobBegin) -> None:
+        job = self.jobs.get(msg.job_id)
+        if job is None:
+            job = self.jobs[msg.job_id] = _Job(msg.job_id)  # joined mid-build
+        now = self.clock()
+        job.server, job.state, job.started = self._host_name(msg.hostid), "running", now
+        if job.requested is not None:
+            wait = (now - job.requested) * 1000
+            job.metrics["queue_msec"] = wait
+            self.totals["queue_msec"] += wait
+            self.totals["queued"] += 1
+        self._count(job.server, "jobs", 1)
+        self._put_job(job)
+
+    def _done(self, msg: MonJobDone) -> None:
+        job = self.jobs.pop(msg.job_id, None)
+        if job is None:
+            return  # never seen: nothing to show (no file, no client)
+        failed = msg.exitcode != 0
+        job.state = "failed" if failed else "done"
+        job.ended = self.clock()
+        job.metrics.update(
+            exitcode=msg.exitcode,
+            real_msec=msg.real_msec,
+            user_msec=msg.user_msec,
+            sys_msec=msg.sys_msec,
+            pfaults=msg.pfaults,
+            in_compressed=msg.in_compressed,
+            in_uncompressed=msg.in_uncompressed,
+            out_compressed=msg.out_compressed,
+            out_uncompressed=msg.out_uncompressed,
+            flags=msg.flags,
+        )
+        server = job.server
+        if server and job.started is not None:
+            counters = self._counters(server)
+            if counters is not None:
+                counters["jobs"] = max(0, counters["jobs"] - 1)
+                counters["jobs_failed" if failed else "jobs_done"] += 1
+                counters["busy_msec"] += msg.real_msec
+                counters["bytes_in"] += msg.in_compressed
+                counters["bytes_out"] += msg.out_compressed
+                self._put_host(self.hosts[server])
+        totals = self.totals
+        totals["jobs_failed" if failed else "jobs_done"] += 1
+        totals["busy_msec"] += msg.real_msec
+        totals["bytes_in"] += msg.in_compressed
+        totals["bytes_out"] += msg.out_compressed
+        self._put_job(job)
+
+    def _local_begin(self, msg: MonLocalJobBegin) -> None:
+        host = self._host_name(msg.hostid)
+        job = self.jobs[msg.job_id] = _Job(
+            msg.job_id, client=host, server=host, state="local", file=msg.file
+        )
+        job.started = job.requested = self.clock()
+        self._count(host, "local_jobs", 1)
+        self.totals["local_jobs"] += 1
+        self._put_job(job)
+
+    def _local_done(self, msg: JobLocalDone) -> None:
+        job = self.jobs.pop(msg.job_id, None)
+        if job is None:
+            return
+        job.state, job.ended = "done", self.clock()
+        if job.started is not None:
+            job.metrics["real_msec"] = (job.ended - job.started) * 1000
+        self._put_job(job)
+
+    _handlers: dict[type, Callable[[Cluster, Any], None]] = {
+        MonStats: _stats,
+        MonGetCS: _get_cs,
+        MonJobBegin: _begin,
+        MonJobDone: _done,
+        MonLocalJobBegin: _local_begin,
+        JobLocalDone: _local_done,
+    }
+
+    # -- blocked hosts (from the text port) ------------------------------------------------
+
+    def set_blocked(self, names: set[str]) -> None:
+        """Mark exactly ``names`` blocked; a blocked host the scheduler dropped stays, shown so."""
+        for host in list(self.hosts.values()):
+            if host.blocked and host.name not in names:
+                host.blocked = False
+                if self.ids.get(host.hostid) != host.name:  # not logged in: only a placeholder
+                    del self.hosts[host.name]
+                    self.sink.delete("node", self._node_id(host.name))
+                else:
+                    self._put_host(host)
+        for name in names:
+            known = self.hosts.get(name)
+            if known is None:
+                known = self.hosts[name] = _Host(name=name, hostid=-1, since=self.clock())
+            if not known.blocked:
+                known.blocked = True
+                known.since = self.clock()
+                self._put_host(known)
+
+    # -- entities ---------------------------------------------------------------------------
+
+    def _node_id(self, name: str) -> str:
+        return f"{self.source}/{name}"
+
+    def _host_name(self, hostid: int) -> str:
+        return self.ids.get(hostid, f"host-{hostid}" if hostid else "")
+
+    def _counters(self, name: str) -> dict[str, float] | None:
+        host = self.hosts.get(name)
+        return host.counters if host is not None else None
+
+    def _count(self, name: str, counter: str, delta: float) -> None:
+        host = self.hosts.get(name)
+        if host is not None:
+            host.counters[counter] += delta
+            self._put_host(host)
+
+    def _put_host(self, host: _Host) -> None:
+        stats = host.stats
+        labels = {label: stats[key] for key, label in _LABELS.items() if key in stats}
+        metrics: dict[str, float] = {}
+        for key, metric in _METRICS.items():
+            if key in stats:
+                value = parse_number(stats[key])
+                if value is not None:
+                    metrics[metric] = value
+        # Keys icecream may add later are kept too, as labels.
+        for key, text in stats.items():
+            if key not in _LABELS and key not in _METRICS and key not in ("Name", "IP", "State"):
+                labels[key.lower()] = text
+        counters = host.counters
+        metrics.update(counters)
+        done = counters["jobs_done"] + counters["jobs_failed"]
+        metrics["avg_msec"] = counters["busy_msec"] / done if done else 0.0
+        if host.hostid >= 0:
+            labels["hostid"] = str(host.hostid)
+        self.sink.put(
+            Node(
+                id=self._node_id(host.name),
+                source=self.source,
+                name=host.name,
+                address=host.address,
+                state="blocked" if host.blocked else "online",
+                since=host.since,
+                labels=labels,
+                metrics=metrics,
+            )
+        )
+
+    def _put_job(self, job: _Job) -> None:
+        self.sink.put(
+            Job(
+                id=f"{self.source}#{job.id}",
+                source=self.source,
+                client=job.client,
+                server=job.server,
+                state=job.state,
+                file=job.file,
+                started=job.started,
+                ended=job.ended,
+                metrics=dict(job.metrics),
+            )
+        )
