@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import fnmatch
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -82,10 +83,13 @@ class Subscription:
 
     def take_resync(self) -> Snapshot:
         """Clear the resync flag and return the snapshot to start again from."""
+        # Snapshot first: the delta its flush pushes is covered by it, and is ignored
+        # while ``resync`` is still set.
+        snapshot = self._hub.snapshot()
         self.resync = False
         self._items.clear()
         self._deltas = 0
-        return self._hub.snapshot()
+        return snapshot
 
     def close(self) -> None:
         self._hub._subscriptions.discard(self)
@@ -155,7 +159,7 @@ class Hub:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._subscriptions: set[Subscription] = set()
         self._flush_handle: asyncio.Handle | None = None
-        self._last_flush = 0.0
+        self._last_flush = -math.inf  # the loop's clock may start near 0 (it is monotonic)
         self.started = time.time()
         for cfg in config.sources.values():
             self.add_source(cfg)

@@ -395,6 +395,7 @@ class Fleet:
         key = (change.kind, change.id)
         # Coalesce: the last change of an entity wins, and moves to the end so
         # that replaying the delta in order gives the same final state.
+        self._pending.pop(key, None)
         self._pending[key] = change
 
     def _index_remove(self, kind: Kind, source: str, id: str) -> None:

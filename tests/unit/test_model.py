@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fleetwatch.model import (
@@ -32,7 +32,7 @@ from fleetwatch.model import (
     plural,
 )
 
-# -- helpers ----------------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------
 
 
 def src(id: str = "s", **kw: Any) -> Source:
@@ -88,7 +88,7 @@ def replay_frame(fleet: Fleet, frame: bytes) -> None:
     fleet._seq = data["seq"]
 
 
-# -- put / delete / sync / commit ---------------------------------------------------------------
+# -- put / delete / sync / commit ------------------------------------------------------------------
 
 
 def test_new_fleet_is_empty_at_seq_zero() -> None:
@@ -123,7 +123,11 @@ def test_put_commit_and_get() -> None:
     assert delta is not None
     assert delta.seq == 3
     assert delta.first_seq == 1
-    assert ops(delta) == [("put", "source", "s"), ("put", "node", "s/h"), ("put", "process", "s:g:p")]
+    assert ops(delta) == [
+        ("put", "source", "s"),
+        ("put", "node", "s/h"),
+        ("put", "process", "s:g:p"),
+    ]
     assert delta.changes[2].value == proc()
     assert fleet.seq == 3
     assert not fleet.dirty
@@ -311,7 +315,7 @@ def test_delta_frame_shape() -> None:
     assert delta.as_dict()["seq"] == 3
 
 
-# -- the finished-job ring ------------------------------------------------------------------------
+# -- the finished-job ring -------------------------------------------------------------------------
 
 
 def test_finished_jobs_beyond_the_limit_are_evicted_oldest_first() -> None:
@@ -463,7 +467,7 @@ def test_deltas_since_with_an_empty_ring() -> None:
     assert Fleet().deltas_since(3) is None
 
 
-# -- the key property: snapshot + later deltas == later snapshot ------------------------------------
+# -- the key property: snapshot + later deltas == later snapshot -----------------------------------
 
 SOURCES = ["a", "b"]
 _floats = st.floats(-1e6, 1e12, allow_nan=False, allow_infinity=False)
@@ -545,7 +549,10 @@ _entities = st.one_of(_sources(), _nodes(), _processes(), _jobs())
 
 _op = st.one_of(
     st.tuples(st.just("put"), _entities),
+    st.tuples(st.just("put"), _entities),
+    st.tuples(st.just("put"), _entities),
     st.tuples(st.just("del"), _entities),
+    st.tuples(st.just("del"), _sources()),
     st.tuples(
         st.just("sync"),
         st.sampled_from(["node", "process", "job"]),
@@ -564,7 +571,7 @@ def run_op(fleet: Fleet, op: tuple[Any, ...]) -> Delta | None:
         fleet.delete(op[1].KIND, op[1].id)
     elif op[0] == "sync":
         _, kind, source, entities = op
-        fleet.sync(kind, source, [e for e in entities if e.KIND == kind and e.source == source])
+        fleet.sync(kind, source, [e for e in entities if kind == e.KIND and e.source == source])
     else:
         return fleet.commit()
     return None
@@ -584,9 +591,19 @@ def run_ops(fleet: Fleet, steps: Iterable[tuple[Any, ...]]) -> list[Delta]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    before=st.lists(_op, max_size=30),
-    after=st.lists(_op, max_size=40),
+    before=st.lists(_op, min_size=5, max_size=30),
+    after=st.lists(_op, min_size=1, max_size=40),
     finished_jobs=st.sampled_from([0, 1, 2, 1000]),
+)
+@example(  # re-put after its source's deletion: the put must come after the source's del
+    before=[("put", src("a"))],
+    after=[("put", node("a/h1", "a")), ("del", src("a")), ("put", node("a/h1", "a"))],
+    finished_jobs=1000,
+)
+@example(  # a finished job evicted in the same delta as the one that finished
+    before=[("put", src("a")), ("put", job("a#1", "done")), ("put", job("a#2"))],
+    after=[("put", job("a#2", "failed")), ("commit",), ("put", job("a#1", "running"))],
+    finished_jobs=1,
 )
 def test_snapshot_plus_later_deltas_rebuilds_the_later_snapshot(
     before: list[tuple[Any, ...]], after: list[tuple[Any, ...]], finished_jobs: int

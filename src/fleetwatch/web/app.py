@@ -201,7 +201,11 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
     async def stream(ws: WebSocket) -> None:
         await serve_stream(ws, hub)
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    @app.api_route(
+        "/api/{rest:path}",
+        methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+        include_in_schema=False,  # one operation id per method would clash in the schema
+    )
     def api_not_found(rest: str) -> JSONResponse:
         return _error(404, f"no API endpoint /api/{rest}")
 

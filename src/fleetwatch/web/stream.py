@@ -84,9 +84,11 @@ class _Stream:
             self.sent_seq = snap.seq
             await self.send(snapshot_frame(snap))
             return
+        # Set before sending: a delta committed while these are sent arrives through
+        # the subscription and must not be taken as already sent.
+        self.sent_seq = self.hub.fleet.seq
         for delta in missed:
             await self.send(delta.frame())
-        self.sent_seq = self.hub.fleet.seq
 
     async def pump(self) -> None:
         assert self.sub is not None

@@ -115,7 +115,9 @@ class IcecreamSource(Source):
         tasks: list[asyncio.Task[None]] = []
         try:
             writer.write(codec.data_to_send())
-            version = await asyncio.wait_for(self._handshake(codec, reader, writer), HANDSHAKE_TIMEOUT)
+            version = await asyncio.wait_for(
+                self._handshake(codec, reader, writer), HANDSHAKE_TIMEOUT
+            )
             writer.write(codec.send(MonLogin()))
             await writer.drain()
             # Ids belong to one scheduler run: start from an empty cluster.
@@ -126,11 +128,18 @@ class IcecreamSource(Source):
             self.online(
                 version=str(version),
                 url=self.url,
-                info={"scheduler": sched.address, "netname": sched.netname or self.config.netname,
-                      "protocol": version, "scheduler_version": sched.version or None},
+                info={
+                    "scheduler": sched.address,
+                    "netname": sched.netname or self.config.netname,
+                    "protocol": version,
+                    "scheduler_version": sched.version or None,
+                },
             )
             loop = asyncio.get_running_loop()
-            tasks = [loop.create_task(self._poll_blocks()), loop.create_task(self._publish_totals())]
+            tasks = [
+                loop.create_task(self._poll_blocks()),
+                loop.create_task(self._publish_totals()),
+            ]
             while True:
                 data = await reader.read(65536)
                 codec.receive_data(data)
@@ -140,7 +149,9 @@ class IcecreamSource(Source):
                     self.cluster.apply(event)  # type: ignore[arg-type]
                 self.last_ok = time.time()
         except TimeoutError:
-            raise Unreachable(f"{sched.address}: no protocol handshake within {HANDSHAKE_TIMEOUT:g}s") from None
+            raise Unreachable(
+                f"{sched.address}: no protocol handshake within {HANDSHAKE_TIMEOUT:g}s"
+            ) from None
         except ConnectionError as exc:
             raise Unreachable(f"{sched.address}: {exc}") from None
         finally:
@@ -199,8 +210,9 @@ class IcecreamSource(Source):
             totals["avg_queue_msec"] = totals.pop("queue_msec") / queued if queued else 0.0
             finished = totals["jobs_done"] + totals["jobs_failed"]
             totals["avg_msec"] = totals["busy_msec"] / finished if finished else 0.0
-            totals["active_jobs"] = sum(1 for j in self.cluster.jobs.values() if j.state != "waiting")
-            totals["waiting_jobs"] = sum(1 for j in self.cluster.jobs.values() if j.state == "waiting")
+            waiting = sum(1 for j in self.cluster.jobs.values() if j.state == "waiting")
+            totals["active_jobs"] = len(self.cluster.jobs) - waiting
+            totals["waiting_jobs"] = waiting
             if totals != last:
                 current = self.sink.get("source", self.name)
                 info = dict(getattr(current, "info", {}) or {})

@@ -8,6 +8,8 @@ status is :class:`HTTPStatusError`, garbage is ``RemoteProtocolError``.
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -46,6 +48,16 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context (CA bundle) shared by every client.
+
+    httpx loads the CA bundle anew for each client it creates without one, about
+    0.9 MB each: 35 MB of a hub watching 40 supervisords over plain HTTP.
+    """
+    return httpx.create_ssl_context()
+
+
 class XmlRpcClient:
     """Calls supervisord's XML-RPC methods; one instance per supervisord."""
 
@@ -62,7 +74,7 @@ class XmlRpcClient:
         if parts.scheme == "unix":
             path = parts.path or parts.netloc
             self.endpoint = "http://localhost/RPC2"
-            transport = transport or httpx.AsyncHTTPTransport(uds=path)
+            transport = transport or httpx.AsyncHTTPTransport(uds=path, verify=_tls_context())
         elif parts.scheme in ("http", "https"):
             if parts.username and username is None:
                 username = parts.username
@@ -78,6 +90,7 @@ class XmlRpcClient:
         self.timeout = timeout
         self._http = httpx.AsyncClient(
             transport=transport,
+            verify=_tls_context(),
             auth=auth,
             timeout=timeout,
             headers={"Content-Type": "text/xml", "User-Agent": "fleetwatch"},

@@ -22,7 +22,6 @@ import xmlrpc.client
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from xml.parsers.expat import ExpatError
 
 from fleetwatch.errors import RemoteProtocolError, SourceError
 
@@ -121,8 +120,10 @@ def decode_response(body: bytes) -> Any:
     try:
         values, _ = xmlrpc.client.loads(body, use_builtin_types=True)
     except xmlrpc.client.Fault as f:
-        raise Fault(int(f.faultCode), str(f.faultString)) from None
-    except (ExpatError, xmlrpc.client.ResponseError, ValueError, TypeError) as exc:
+        raise _fault(f.faultCode, f.faultString) from None
+    except Exception as exc:
+        # Not only ExpatError and ResponseError: on garbage the stdlib's unmarshaller
+        # also raises IndexError, LookupError, decimal.InvalidOperation, TypeError...
         head = body[:60].decode("utf-8", "replace")
         raise RemoteProtocolError(f"not an XML-RPC response ({exc}): {head!r}") from None
     if len(values) != 1:
@@ -142,10 +143,16 @@ def decode_multicall(value: Any, expected: int) -> list[Any]:
     out: list[Any] = []
     for item in value:
         if isinstance(item, dict) and "faultCode" in item:
-            out.append(Fault(int(item["faultCode"]), str(item.get("faultString", ""))))
+            out.append(_fault(item["faultCode"], item.get("faultString", "")))
         else:
             out.append(item)
     return out
+
+
+def _fault(code: Any, text: Any) -> Fault:
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise RemoteProtocolError(f"fault with code {code!r:.40}, not an int") from None
+    return Fault(code, str(text))
 
 
 def _field(d: Mapping[str, Any], key: str, kind: type) -> Any:
@@ -227,11 +234,14 @@ class GroupResult:
         for d in value:
             if not isinstance(d, dict):
                 raise RemoteProtocolError(f"group result {d!r:.60} is not a struct")
+            status = d.get("status", 0)
+            if not isinstance(status, int) or isinstance(status, bool):
+                raise RemoteProtocolError(f"group result status {status!r:.40} is not an int")
             out.append(
                 cls(
                     name=str(d.get("name", "")),
                     group=str(d.get("group", "")),
-                    status=int(d.get("status", 0)),
+                    status=status,
                     description=str(d.get("description", "")),
                 )
             )

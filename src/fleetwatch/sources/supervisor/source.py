@@ -204,8 +204,11 @@ class SupervisorSource(Source):
             self._publish(ProcessInfo.list_from(infos))
 
     async def _wait_tick(self) -> None:
+        # Not asyncio.wait_for: before Python 3.12 it swallows a cancellation that
+        # arrives together with a poke, and the session then never stops.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._poke.wait(), self.interval)
+            async with asyncio.timeout(self.interval):
+                await self._poke.wait()
         self._poke.clear()
 
     async def _follow(self, client: MultivisorAgentClient) -> None:
@@ -404,10 +407,17 @@ class SupervisorSource(Source):
                 if f.code not in benign:
                     errors.append(f"{what}: {f}")
 
+        # supervisorctl's order: each removed group, then each changed one, then each added one
         for group in removed + changed:
             await step(f"stop {group}", call("supervisor.stopProcessGroup", group, True))
             await step(f"remove {group}", call("supervisor.removeProcessGroup", group))
-        for group in changed + added:
+            if group in changed:
+                await step(
+                    f"add {group}",
+                    call("supervisor.addProcessGroup", group),
+                    (Faults.ALREADY_ADDED,),
+                )
+        for group in added:
             await step(
                 f"add {group}", call("supervisor.addProcessGroup", group), (Faults.ALREADY_ADDED,)
             )
@@ -450,7 +460,9 @@ class SupervisorSource(Source):
             for e_shift in range(_UTF8_SLACK + 1 if end < size else 1):
                 s, e = start + s_shift, end - e_shift
                 if e <= s:
-                    break
+                    # The window shrank to nothing at a boundary (``start`` when exact, else
+                    # the end of the log): the requested bytes hold no whole character.
+                    return LogChunk("", s, s, size, reset)
                 try:
                     text = await self.client.call(f"supervisor.readProcess{cap}Log", ns, s, e - s)
                 except HTTPStatusError as exc:
