@@ -44,7 +44,7 @@ def require(tool: str) -> str:
 def wait_for(
     condition: Callable[[], T], timeout: float = 15.0, what: str = "condition", every: float = 0.02
 ) -> T:
-    """Poll ``condition`` until it returns something truthy; return that, or fail at the deadline."""
+    """Poll ``condition`` until it is truthy and return its value; fail at the deadline."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
