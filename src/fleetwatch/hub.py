@@ -390,10 +390,16 @@ def _loop_running() -> bool:
 
 
 def default_factories() -> dict[str, SourceFactory]:
+    from fleetwatch.config import IcecreamSourceConfig, SupervisorSourceConfig
+    from fleetwatch.sources.icecream.source import IcecreamSource
     from fleetwatch.sources.supervisor import SupervisorSource
 
     def supervisor(cfg: SourceConfig, handle: SourceHandle) -> SourceRunner:
-        assert cfg.kind == "supervisor"
+        assert isinstance(cfg, SupervisorSourceConfig)
         return SupervisorSource(cfg, handle)
 
-    return {"supervisor": supervisor}
+    def icecream(cfg: SourceConfig, handle: SourceHandle) -> SourceRunner:
+        assert isinstance(cfg, IcecreamSourceConfig)
+        return IcecreamSource(cfg, handle)
+
+    return {"supervisor": supervisor, "icecream": icecream}
