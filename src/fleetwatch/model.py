@@ -22,8 +22,9 @@ delta gets the next number of one global, gap-free sequence, and a delta's
 Several changes to one entity between two commits are coalesced: only the last
 one is sent, since every ``put`` carries the whole entity.
 
-The last deltas are kept in a bounded ring, so a client that reconnects with
-``since = N`` gets what it missed, or a fresh snapshot when ``N`` is too old.
+The last deltas are kept in a ring bounded both in deltas and in changes, so a
+client that reconnects with ``since = N`` gets what it missed, or a fresh
+snapshot when ``N`` is too old.
 """
 
 from __future__ import annotations
@@ -249,10 +250,19 @@ _PLURAL: dict[Kind, str] = {
 class Fleet:
     """Every entity fleetwatch knows of, with a gap-free change sequence."""
 
-    def __init__(self, name: str = "fleetwatch", *, ring: int = 10_000, finished_jobs: int = 1_000):
-        if ring < 1 or finished_jobs < 0:
-            raise ValueError("ring must be >= 1 and finished_jobs >= 0")
+    def __init__(
+        self,
+        name: str = "fleetwatch",
+        *,
+        ring: int = 10_000,
+        ring_changes: int = 200_000,
+        finished_jobs: int = 1_000,
+    ):
+        if ring < 1 or ring_changes < 1 or finished_jobs < 0:
+            raise ValueError("ring and ring_changes must be >= 1, finished_jobs >= 0")
         self.name = name
+        self._ring_changes_max = ring_changes
+        self._ring_changes = 0
         self._seq = 0
         self._items: dict[Kind, dict[str, Entity]] = {k: {} for k in KINDS}
         self._by_source: dict[tuple[Kind, str], set[str]] = {}
@@ -386,7 +396,14 @@ class Fleet:
         self._pending.clear()
         self._seq += len(changes)
         delta = Delta(self._seq, changes)
-        self._ring.append(delta)
+        ring = self._ring
+        if len(ring) == ring.maxlen:
+            self._ring_changes -= len(ring[0].changes)
+        ring.append(delta)
+        self._ring_changes += len(changes)
+        # Bounded by changes too: a few huge deltas must not hold gigabytes (bench/hub.py).
+        while self._ring_changes > self._ring_changes_max and len(ring) > 1:
+            self._ring_changes -= len(ring.popleft().changes)
         return delta
 
     # -- internals -------------------------------------------------------------

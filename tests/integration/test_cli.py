@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from fleetwatch.demo.icecream import icecc_available
 from fleetwatch.demo.supervisord import Supervisord, free_port
 from tests.conftest import wait_for
 
@@ -42,8 +43,14 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     yield start
     for p in procs:
         if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+            # SIGINT first: the demo's children live in sessions of their own and are
+            # stopped by the demo itself, not by killing its process group.
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(90)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
         if p.stdout:
             p.stdout.close()
 
@@ -124,14 +131,26 @@ def test_demo_runs_a_live_fleet_and_ctrl_c_leaves_nothing_running(
     port = free_port()
     proc = spawn("demo", "--listen", f"127.0.0.1:{port}")
     url = f"http://127.0.0.1:{port}"
+    with_icecream = icecc_available() is None  # as root with Debian's icecc: a real cluster too
     wait_for(
-        lambda: httpx.get(f"{url}/api/health").json()["sources"] == {"online": 3},
-        timeout=60,
-        what="three demo supervisords online",
+        lambda: (
+            httpx.get(f"{url}/api/health").json()["sources"]
+            == {"online": 4 if with_icecream else 3}
+        ),
+        timeout=120,
+        what="every demo source online",
     )
+    if with_icecream:
+        jobs = wait_for(
+            lambda: [j for j in httpx.get(f"{url}/api/jobs").json() if j["state"] == "done"],
+            timeout=120,
+            what="real compile jobs done in the demo cluster",
+        )
+        assert all(j["source"] == "build" for j in jobs)
+        assert len(httpx.get(f"{url}/api/nodes", params={"q": "source:build"}).json()) == 3
     processes = wait_for(lambda: len(p := httpx.get(f"{url}/api/processes").json()) == 21 and p)
     assert {p["state"] for p in processes if p["name"] == "idle"} == {"STOPPED"}
-    pids = [s["info"]["pid"] for s in httpx.get(f"{url}/api/sources").json()]
+    pids = [s["info"]["pid"] for s in httpx.get(f"{url}/api/sources").json() if "pid" in s["info"]]
     pids += [p["pid"] for p in processes if p["pid"]]
 
     proc.send_signal(signal.SIGINT)
@@ -141,6 +160,7 @@ def test_demo_runs_a_live_fleet_and_ctrl_c_leaves_nothing_running(
     assert "Traceback" not in out
     alive = [pid for pid in pids if _alive(pid)]
     assert alive == [], f"processes left running: {alive}"
+    assert subprocess.run(["pgrep", "-f", "fleetwatch-demo-.*"], check=False).returncode == 1
 
 
 def _alive(pid: int) -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -165,3 +167,32 @@ def test_the_demo_config_finds_it_by_netname(
     )
     src = wait_for(lambda: (s := hub.source("auto"))["status"] == "online" and s, 90, "online")
     assert src["info"]["scheduler"] == f"127.0.0.1:{cluster.port}"
+
+
+def test_cli_discover_lists_the_scheduler(cluster: IcecreamCluster) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fleetwatch.cli",
+            "discover",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(cluster.port),
+            "-n",
+            "fwtest",
+            "--timeout",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["scheduler", "netname", "protocol", "started", "(UTC)"]
+    row = lines[1].split()
+    assert row[:3] == [f"127.0.0.1:{cluster.port}", "FWTEST", "43"]
+    assert row[-1] == "chosen"

@@ -634,3 +634,18 @@ def test_entity_from_dict_round_trips_every_kind() -> None:
         back = entity_from_dict(e.KIND, orjson.loads(dumps(e)))
         assert back == e
         assert dumps(back) == dumps(e)
+
+
+def test_the_delta_ring_is_bounded_by_changes_too() -> None:
+    """Regression (bench/hub.py): a ring of 10,000 huge deltas held gigabytes."""
+    fleet = Fleet(ring=1_000, ring_changes=250)
+    for batch in range(10):
+        for i in range(100):
+            fleet.put(
+                Process(id=f"s:g:p{i}", source="s", group="g", name=f"p{i}", state=str(batch))
+            )
+        fleet.commit()
+    kept = fleet.deltas_since(fleet.seq - 200)
+    assert kept is not None
+    assert [len(d.changes) for d in kept] == [100, 100]
+    assert fleet.deltas_since(fleet.seq - 300) is None  # beyond the 250 changes kept

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -87,6 +88,40 @@ def demo(
     from fleetwatch.demo import run_demo
 
     sys.exit(run_demo(listen))
+
+
+@app.command()
+def discover(
+    netname: Annotated[
+        str | None, typer.Option("-n", "--netname", help="show which one this netname picks")
+    ] = None,
+    port: Annotated[int, typer.Option("-p", "--port", help="the schedulers' UDP port")] = 8765,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for answers")] = 2.0,
+    address: Annotated[
+        list[str] | None,
+        typer.Option("-a", "--address", help="query this address instead of broadcasting"),
+    ] = None,
+) -> None:
+    """List every icecream scheduler that answers a discovery query."""
+    import asyncio
+
+    from fleetwatch.sources.icecream import discovery as d
+
+    found = asyncio.run(d.discover(port=port, timeout=timeout, addresses=address))
+    if not found:
+        typer.echo("no icecream scheduler answered", err=True)
+        raise typer.Exit(1)
+    chosen = d.choose(found, netname) if netname is not None else None
+    typer.echo(f"{'scheduler':24} {'netname':16} {'protocol':>8} {'started (UTC)':20}")
+    for s in found:
+        started = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(s.start_time)) if s.start_time else "-"
+        )
+        mark = "  <- chosen" if s == chosen else ""
+        typer.echo(f"{s.address:24} {s.netname:16} {s.version or '-':>8} {started:20}{mark}")
+    if netname is not None and chosen is None:
+        typer.echo(f"none has netname {netname!r}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -3,16 +3,29 @@
 Three supervisord instances in a temporary directory — ``sv1`` over HTTP,
 ``sv2`` over its unix socket, ``sv3`` over HTTP with basic auth — each running a
 steady service, a flapper, a talker (non-ASCII logs), a stopped program and a
-numprocs group. Ctrl-C stops the hub, then every supervisord and its programs,
-and removes the directory.
+numprocs group. When Debian's icecc is installed and we run as root, also a real
+icecream cluster (scheduler, a submitting daemon, two compile servers, all on
+loopback) with a trickle of real compile jobs. Ctrl-C stops the hub, then
+everything it started, and removes the directory.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import tempfile
+import threading
 from pathlib import Path
 
-from fleetwatch.config import Config, HubConfig, SupervisorSourceConfig, parse_listen
+from fleetwatch.config import (
+    Config,
+    HubConfig,
+    IcecreamSourceConfig,
+    SourceConfig,
+    SupervisorSourceConfig,
+    parse_listen,
+)
+from fleetwatch.demo.icecream import IcecreamCluster, icecc_available
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program, stop_all
 from fleetwatch.types import Secret
 
@@ -40,23 +53,39 @@ def run_demo(listen: str) -> int:
     from fleetwatch.server import build_server
 
     with tempfile.TemporaryDirectory(prefix="fleetwatch-demo-") as tmp:
+        os.chmod(tmp, 0o755)  # icecc daemons run as user icecc and need to enter it
         fleet = demo_fleet(Path(tmp))
+        cluster: IcecreamCluster | None = None
+        trickle: threading.Thread | None = None
+        stop = threading.Event()
         try:
             for sv in fleet:
                 sv.start()
                 print(f"started supervisord {sv.name} on {sv.url}")
+            sources: dict[str, SourceConfig] = {
+                sv.name: SupervisorSourceConfig(
+                    name=sv.name,
+                    url=sv.url,
+                    username=sv.username,
+                    password=Secret(sv.password) if sv.password else None,
+                )
+                for sv in fleet
+            }
+            why_not = icecc_available()
+            if why_not is None:
+                cluster = IcecreamCluster(Path(tmp) / "icecc", netname="DEMO", remotes=2)
+                cluster.root.mkdir()
+                cluster.start()
+                print(f"started an icecream cluster on 127.0.0.1:{cluster.port} (netname DEMO)")
+                sources["build"] = IcecreamSourceConfig(
+                    name="build", scheduler=f"127.0.0.1:{cluster.port}", netname="DEMO"
+                )
+                trickle = threading.Thread(target=_trickle, args=(cluster, stop), daemon=True)
+                trickle.start()
+            else:
+                print(f"no icecream cluster in this demo: {why_not}")
             config = Config(
-                path="<demo>",
-                hub=HubConfig(name="fleetwatch demo", listen=listen),
-                sources={
-                    sv.name: SupervisorSourceConfig(
-                        name=sv.name,
-                        url=sv.url,
-                        username=sv.username,
-                        password=Secret(sv.password) if sv.password else None,
-                    )
-                    for sv in fleet
-                },
+                path="<demo>", hub=HubConfig(name="fleetwatch demo", listen=listen), sources=sources
             )
             server, _ = build_server(config)
             host, port = parse_listen(listen)
@@ -64,5 +93,20 @@ def run_demo(listen: str) -> int:
             server.run()
             return 0 if server.started else 1
         finally:
+            stop.set()
+            if trickle is not None:
+                trickle.join(120)
+            if cluster is not None:
+                cluster.stop()
             stop_all(fleet)
-            print("demo stopped: every supervisord and its programs are gone")
+            print("demo stopped: every supervisord, icecc process and program is gone")
+
+
+def _trickle(cluster: IcecreamCluster, stop: threading.Event) -> None:
+    """Real compile jobs through the cluster: a few at a time, now and then a failure or a link."""
+    rounds = 0
+    while not stop.wait(2.0):
+        rounds += 1
+        cluster.compile(random.randint(1, 4), 2, fail=rounds % 7 == 0)
+        if rounds % 5 == 0:
+            cluster.link()

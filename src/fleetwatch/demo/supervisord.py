@@ -73,6 +73,7 @@ class Supervisord:
         self.password = password
         self.unix = unix
         self.proc: subprocess.Popen[bytes] | None = None
+        self._orphaned: list[int] = []
         self.conf = self.dir / "supervisord.conf"
         self.socket = self.dir / "supervisor.sock"
 
@@ -190,10 +191,11 @@ class Supervisord:
         raise TimeoutError(f"supervisord {self.name} not ready after {timeout}s: {last}")
 
     def kill(self) -> None:
-        """``kill -9`` supervisord (its children are left to die with their session)."""
+        """``kill -9`` supervisord alone; its orphaned programs are reaped by :meth:`stop`."""
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+            self._orphaned.append(self.proc.pid)
         self.socket.unlink(missing_ok=True)
 
     def terminate(self) -> None:
@@ -211,8 +213,9 @@ class Supervisord:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # stragglers of the session, if any
+        for sid in [*self._orphaned, self.proc.pid]:
+            _reap_session(sid)
+        self._orphaned.clear()
 
     def __enter__(self) -> Supervisord:
         self.start()
@@ -228,3 +231,19 @@ def stop_all(instances: Sequence[Supervisord]) -> None:
         sv.terminate()
     for sv in instances:
         sv.stop()
+
+
+def _reap_session(sid: int) -> None:
+    """SIGKILL what is left of supervisord session ``sid``: programs orphaned by a kill.
+
+    supervisord puts each program in a process group of its own, so killing its
+    group does not reach them; they all share its session, though.
+    """
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid:  # field 6 of stat: the session id
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(stat.parent.name), signal.SIGKILL)

@@ -110,6 +110,12 @@ class XmlRpcClient:
         value = decode_response(await self._post(encode_multicall(calls), timeout))
         return decode_multicall(value, len(calls))
 
+    async def multicall_body(
+        self, calls: Sequence[tuple[str, Sequence[Any]]], *, timeout: float | None = None
+    ) -> bytes:
+        """The undecoded answer of a multicall (decode it with ``decode_multicall``)."""
+        return await self._post(encode_multicall(calls), timeout)
+
     async def _post(self, body: bytes, timeout: float | None) -> bytes:
         try:
             response = await self._http.post(

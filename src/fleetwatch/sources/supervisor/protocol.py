@@ -18,6 +18,7 @@ Wire facts worth knowing (see ``shared/protocols/supervisor.md`` §4-§5):
 from __future__ import annotations
 
 import enum
+import re
 import xmlrpc.client
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "decode_response",
     "encode_call",
     "encode_multicall",
+    "without_volatile",
 ]
 
 
@@ -129,6 +131,20 @@ def decode_response(body: bytes) -> Any:
     if len(values) != 1:
         raise RemoteProtocolError(f"XML-RPC response with {len(values)} values, expected 1")
     return values[0]
+
+
+_VOLATILE = re.compile(rb"<name>(?:now|description)</name>\s*<value>.*?</value>", re.S)
+
+
+def without_volatile(body: bytes) -> bytes:
+    """A response body without the members that change on every poll (``now``, ``description``).
+
+    Two ``getAllProcessInfo`` answers equal after this say the same thing: the
+    description is derived from state, pid, start/stop times and spawn error, and
+    ``now`` is only the daemon's clock. Comparing these bytes lets a poller skip
+    decoding an unchanged answer, which is most of its cost.
+    """
+    return _VOLATILE.sub(b"", body)
 
 
 def decode_multicall(value: Any, expected: int) -> list[Any]:

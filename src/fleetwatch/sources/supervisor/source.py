@@ -44,6 +44,9 @@ from fleetwatch.sources.supervisor.protocol import (
     ProcessInfo,
     ProcessStates,
     SupervisorStates,
+    decode_multicall,
+    decode_response,
+    without_volatile,
 )
 from fleetwatch.sources.supervisor.zerorpc import MultivisorAgentClient
 
@@ -129,6 +132,8 @@ class SupervisorSource(Source):
         self.node_id = f"{self.name}/{self.host}"
         self.last_ok: float | None = None
         self._poke = asyncio.Event()
+        self._last_poll: bytes | None = None
+        """The last poll's answer without its volatile members (to skip unchanged ones)."""
         self._labels: dict[str, str] = {}
 
     @property
@@ -143,6 +148,7 @@ class SupervisorSource(Source):
     # -- watching ------------------------------------------------------------------
 
     async def session(self) -> None:
+        self._last_poll = None
         if isinstance(self.client, MultivisorAgentClient):
             self.client.reset()  # a fresh socket per session (the host may have rebooted)
         results = await self.client.multicall(
@@ -192,16 +198,22 @@ class SupervisorSource(Source):
             await self._wait_tick()
             if follower is not None and follower.done():
                 follower.result()  # the event stream failed: end the session with its error
-            state, infos = (
-                _ok(r)
-                for r in await self.client.multicall(
-                    [("supervisor.getState", ()), ("supervisor.getAllProcessInfo", ())],
-                    timeout=self.poll_timeout,
-                )
-            )
+            calls = [("supervisor.getState", ()), ("supervisor.getAllProcessInfo", ())]
+            if isinstance(self.client, XmlRpcClient):
+                body = await self.client.multicall_body(calls, timeout=self.poll_timeout)
+                self.last_ok = time.time()
+                signature = without_volatile(body)
+                if signature == self._last_poll:
+                    continue  # nothing changed: skip decoding, most of a poll's cost
+                results = decode_multicall(decode_response(body), len(calls))
+            else:
+                results = await self.client.multicall(calls, timeout=self.poll_timeout)
+                signature = None
+            state, infos = (_ok(r) for r in results)
             self._check_state(state)
             self.last_ok = time.time()
             self._publish(ProcessInfo.list_from(infos))
+            self._last_poll = signature
 
     async def _wait_tick(self) -> None:
         # Not asyncio.wait_for: before Python 3.12 it swallows a cancellation that
