@@ -196,3 +196,31 @@ def test_cli_discover_lists_the_scheduler(cluster: IcecreamCluster) -> None:
     row = lines[1].split()
     assert row[:3] == [f"127.0.0.1:{cluster.port}", "FWTEST", "43"]
     assert row[-1] == "chosen"
+
+
+def test_pyicemon_documented_usage_against_the_real_scheduler(cluster: IcecreamCluster) -> None:
+    """pyicemon's README, with the package path changed: Connection, messages, Monitor."""
+    from fleetwatch.icecream import Connection, Monitor, messages
+
+    conn = Connection("127.0.0.1", cluster.port)
+    assert conn.version == 43  # real negotiation: we offer 44, icecc 1.4 speaks 43
+    conn.send_message(messages.LoginMessage())
+    first = conn.get_message()
+    assert isinstance(first, messages.StatsMessage)
+    assert messages.unpack(first.pack(43), 43) == first
+    conn.close()
+
+    mon = Monitor("127.0.0.1", cluster.port)
+    published: list[int] = []
+
+    class Recorder:
+        def publish(self, monitor: Monitor) -> None:
+            published.append(len(monitor.cs))
+            if len(monitor.cs) >= len(cluster.daemons):
+                monitor.close()  # enough: run() returns
+
+    mon.addPublisher(Recorder())
+    mon.run()
+    names = {cs.name for cs in mon.cs.values()}
+    assert names == {cluster.host_name(d) for d in cluster.daemons}
+    assert published[-1] == len(cluster.daemons)

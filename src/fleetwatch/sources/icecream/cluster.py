@@ -3,7 +3,8 @@
 :class:`Cluster` turns messages into fleetwatch entities, reported to a sink:
 
 * a compile host is a node ``SOURCE/NAME``. Hosts are keyed by *name*, because a
-  daemon that logs in again gets a new host id (trap 12); its counters carry over.
+  daemon that logs in again gets a new host id (trap 12); its counters carry over,
+  also across the ``State:Offline`` that comes between (within one scheduler run).
   Every MON_STATS key is kept: text ones as labels, numbers as metrics (``LoadAvg10``
   is really the 15-minute average and becomes ``loadavg15``). ``State:Offline``
   removes the host.
@@ -118,6 +119,8 @@ class Cluster:
         """By name."""
         self.ids: dict[int, str] = {}
         """Host id → name (ids are per scheduler run)."""
+        self._retired: dict[str, dict[str, float]] = {}
+        """Counters of hosts that went offline, by name: they carry over a re-login."""
         self.jobs: dict[int, _Job] = {}
         """Jobs not finished yet."""
         self.totals: dict[str, float] = dict.fromkeys(
@@ -153,12 +156,15 @@ class Cluster:
                     self._put_host(host)  # stays, shown blocked
                 else:
                     del self.hosts[host.name]
+                    self._retired[host.name] = host.counters  # for a later re-login
                     self.sink.delete("node", self._node_id(host.name))
             return
         name = stats.get("Name") or self.ids.get(msg.hostid) or f"host-{msg.hostid}"
         host = self.hosts.get(name)
         if host is None:
             host = self.hosts[name] = _Host(name=name, hostid=msg.hostid, since=self.clock())
+            if name in self._retired:
+                host.counters = self._retired.pop(name)
         elif host.hostid != msg.hostid:
             self.ids.pop(host.hostid, None)  # the same daemon, logged in again
             host.hostid = msg.hostid

@@ -129,6 +129,9 @@ class MonLogin(NamedTuple):
     def msg_type(self) -> int:
         return MsgType.MON_LOGIN
 
+    def pack(self, version: int = MAX_VERSION) -> bytes:
+        return pack_message(self, version)
+
 
 class End(NamedTuple):
     """Either way: end of stream (schedulers 1.4 never send it to monitors)."""
@@ -137,6 +140,9 @@ class End(NamedTuple):
     def msg_type(self) -> int:
         return MsgType.END
 
+    def pack(self, version: int = MAX_VERSION) -> bytes:
+        return pack_message(self, version)
+
 
 class MonStats(NamedTuple):
     """A compile host's state as ``Key:Value`` lines; ``State:Offline`` alone when it left."""
@@ -144,6 +150,9 @@ class MonStats(NamedTuple):
     @property
     def msg_type(self) -> int:
         return MsgType.MON_STATS
+
+    def pack(self, version: int = MAX_VERSION) -> bytes:
+        return pack_message(self, version)
 
     hostid: int
     statmsg: str
@@ -173,6 +182,9 @@ class MonGetCS(NamedTuple):
     def msg_type(self) -> int:
         return MsgType.MON_GET_CS
 
+    def pack(self, version: int = MAX_VERSION) -> bytes:
+        return pack_message(self, version)
+
     filename: str
     lang: int
     job_id: int
@@ -190,6 +202,9 @@ class MonJobBegin(NamedTuple):
     @property
     def msg_type(self) -> int:
         return MsgType.MON_JOB_BEGIN
+
+    def pack(self, version: int = MAX_VERSION) -> bytes:
+        return pack_message(self, version)
 
     job_id: int
     stime: int
@@ -214,6 +229,9 @@ class MonJobDone(NamedTuple):
     @property
     def msg_type(self) -> int:
         return MsgType.MON_JOB_DONE
+
+    def pack(self, version: int = MAX_VERSION) -> bytes:
+        return pack_message(self, version)
 
     job_id: int
     exitcode: int
@@ -256,6 +274,9 @@ class MonLocalJobBegin(NamedTuple):
     def msg_type(self) -> int:
         return MsgType.MON_LOCAL_JOB_BEGIN
 
+    def pack(self, version: int = MAX_VERSION) -> bytes:
+        return pack_message(self, version)
+
     hostid: int
     job_id: int
     stime: int
@@ -281,6 +302,9 @@ class JobLocalDone(NamedTuple):
     def msg_type(self) -> int:
         return MsgType.JOB_LOCAL_DONE
 
+    def pack(self, version: int = MAX_VERSION) -> bytes:
+        return pack_message(self, version)
+
     job_id: int
 
 
@@ -293,6 +317,9 @@ class UnknownMessage(NamedTuple):
     @property
     def msg_type(self) -> int:
         return self.type
+
+    def pack(self, version: int = MAX_VERSION) -> bytes:
+        return pack_message(self, version)
 
 
 JOB_FROM_SUBMITTER: Final = 1
@@ -406,7 +433,7 @@ def _dec_get_cs(buf: bytes | bytearray, pos: int, end: int, v: int) -> MonGetCS:
         raise _fail("MON_GET_CS: environment count cut off", 0)
     (n_envs,) = _u32_from(buf, pos)
     pos += 4
-    if n_envs > (end - pos) // 10:  # each environment takes at least two 5-byte strings
+    if n_envs > (end - pos) // 8:  # each environment takes at least two length words
         raise _fail(f"MON_GET_CS: {n_envs} environments cannot fit", pos - 4 - base)
     envs = []
     for _ in range(n_envs):
@@ -509,7 +536,10 @@ def unpack_message(data: bytes, version: int = MAX_VERSION) -> Message:
 def _pack_string(text: str, field: str) -> bytes:
     if not isinstance(text, str):
         raise LocalProtocolError(f"{field} must be a str, not {type(text).__name__}")
-    raw = text.encode("utf-8", "surrogateescape")
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:
+        raise LocalProtocolError(f"{field} cannot be encoded: {exc.reason}") from None
     if b"\0" in raw:
         raise LocalProtocolError(f"{field} contains a NUL byte")
     return _U32.pack(len(raw) + 1) + raw + b"\0"
@@ -579,7 +609,8 @@ def pack_message(msg: Message, version: int = MAX_VERSION) -> bytes:
     """The type word and body of ``msg`` at ``version``: what :func:`unpack_message` reads."""
     if not MIN_VERSION <= version <= MAX_VERSION:
         raise LocalProtocolError(f"version {version} is outside {MIN_VERSION}..{MAX_VERSION}")
-    return _U32.pack(msg.msg_type) + _body(msg, version)
+    body = _body(msg, version)  # first: it refuses what is not a message
+    return _pack_u32s(">I", (msg.msg_type,), ("type",), type(msg).__name__) + body
 
 
 def frame(msg: Message, version: int = MAX_VERSION) -> bytes:
@@ -669,6 +700,8 @@ class Codec:
                 if event is NEED_DATA:
                     return out
                 out.append(event)  # type: ignore[arg-type]
+                if isinstance(event, Closed):
+                    return out  # EOF: next_event() would return Closed forever
                 if isinstance(event, Negotiated):
                     break
             return out + self.events()

@@ -13,7 +13,8 @@ empty cluster; and since a better scheduler on the same netname makes the curren
 one drop its monitors (trap 17), every reconnect in ``auto`` mode discovers again.
 
 Blocked hosts come from the text port's ``listblocks``, read at every session
-start, every :data:`BLOCKS_EVERY` seconds and after each action.
+start, every :data:`BLOCKS_EVERY` seconds and after each action; two refusals in a
+row there end the session (the scheduler is gone even if no EOF came).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 10.0
 BLOCKS_EVERY = 10.0
+BLOCKS_RETRY = 2.0
 STATS_EVERY = 1.0
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -70,6 +72,8 @@ class IcecreamSource(Source):
         self.cluster: Cluster | None = None
         self._textport: TextPort | None = None
         self._refresh_blocks = asyncio.Event()
+        self._gone = ""
+        """Why the session must end, when a helper task found out first."""
 
     @property
     def url(self) -> str:
@@ -99,6 +103,7 @@ class IcecreamSource(Source):
         return chosen
 
     async def session(self) -> None:
+        self._gone = ""
         sched = await self.locate()
         self.scheduler = sched
         self._textport = TextPort(sched.host, sched.port + 1)
@@ -137,11 +142,13 @@ class IcecreamSource(Source):
             )
             loop = asyncio.get_running_loop()
             tasks = [
-                loop.create_task(self._poll_blocks()),
+                loop.create_task(self._poll_blocks(writer)),
                 loop.create_task(self._publish_totals()),
             ]
             while True:
                 data = await reader.read(65536)
+                if self._gone:
+                    raise Unreachable(self._gone)
                 codec.receive_data(data)
                 for event in codec.events():
                     if isinstance(event, Closed):
@@ -153,7 +160,7 @@ class IcecreamSource(Source):
                 f"{sched.address}: no protocol handshake within {HANDSHAKE_TIMEOUT:g}s"
             ) from None
         except ConnectionError as exc:
-            raise Unreachable(f"{sched.address}: {exc}") from None
+            raise Unreachable(self._gone or f"{sched.address}: {exc}") from None
         finally:
             for task in tasks:
                 task.cancel()
@@ -186,17 +193,32 @@ class IcecreamSource(Source):
                 writer.write(out)
                 await writer.drain()
 
-    async def _poll_blocks(self) -> None:
+    async def _poll_blocks(self, writer: asyncio.StreamWriter) -> None:
+        """Read ``listblocks`` now and then; it doubles as the scheduler's liveness check.
+
+        A quiet cluster sends a monitor nothing for long stretches, so a silent
+        connection says nothing (trap 15). When the text port refuses twice in a row,
+        the scheduler is gone: the monitor connection is aborted and the session ends.
+        """
+        failures = 0
         while True:
             try:
                 blocked = await self.blocked_hosts()
             except SourceError as exc:
+                failures += 1
                 log.warning("source %s: listblocks failed: %s", self.name, exc)
+                if failures >= 2:
+                    self._gone = f"the scheduler's text port fails: {exc}"
+                    writer.transport.abort()
+                    return
             else:
+                failures = 0
                 if self.cluster is not None:
                     self.cluster.set_blocked(set(blocked))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refresh_blocks.wait(), BLOCKS_EVERY)
+                await asyncio.wait_for(
+                    self._refresh_blocks.wait(), BLOCKS_RETRY if failures else BLOCKS_EVERY
+                )
             self._refresh_blocks.clear()
 
     async def _publish_totals(self) -> None:
