@@ -10,7 +10,7 @@ Targets (issue #4), on this 2-core machine:
   about 900, and a 1,000-slot cluster peaks near 1,500.
 
 The stream is made of real monitor messages: the job mix and the MON_STATS texts
-of ``shared/protocols/icecream-capture.jsonl`` (MON_GET_CS / MON_JOB_BEGIN /
+of ``tests/vectors/icecream-capture.jsonl`` (MON_GET_CS / MON_JOB_BEGIN /
 MON_JOB_DONE per remote job, local jobs, periodic MON_STATS), scaled up to
 ``--hosts`` compile hosts with ``--running`` jobs in flight, encoded at protocol 43.
 
@@ -43,7 +43,7 @@ from fleetwatch.sources.icecream.protocol import (
     unpack_message,
 )
 
-CAPTURE = Path(__file__).resolve().parents[2] / "shared" / "protocols" / "icecream-capture.jsonl"
+CAPTURE = Path(__file__).resolve().parents[1] / "tests" / "vectors" / "icecream-capture.jsonl"
 VERSION = 43
 
 

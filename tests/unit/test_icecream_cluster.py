@@ -1,6 +1,6 @@
 """The icecream cluster model: the recorded monitor sessions replayed into nodes and jobs.
 
-Replays decode the capture (``shared/protocols/icecream-capture.jsonl``,
+Replays decode the capture (``tests/vectors/icecream-capture.jsonl``,
 ``CAPTURES.md`` §1) with the codec and feed the messages to :class:`Cluster`
 with a recording sink and a fake clock that follows the capture's timestamps.
 """
@@ -29,7 +29,7 @@ from fleetwatch.sources.icecream.protocol import (
     UnknownMessage,
 )
 
-CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "protocols" / "icecream-capture.jsonl"
+CAPTURE = Path(__file__).resolve().parents[1] / "vectors" / "icecream-capture.jsonl"
 SOURCE = "ice"
 HOSTS = ("icelab-client", "icelab-remote1", "icelab-remote2")
 COUNTERS = ("jobs_done", "jobs_failed", "local_jobs", "busy_msec", "bytes_in", "bytes_out")

@@ -1,7 +1,7 @@
 """Finding an icecream scheduler, and its text control port.
 
 Discovery replies and text-port transcripts come from the recorded capture
-(``shared/protocols/icecream-capture.jsonl``, ``CAPTURES.md`` §1, lines 671-683).
+(``tests/vectors/icecream-capture.jsonl``, ``CAPTURES.md`` §1, lines 671-683).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from fleetwatch.sources.icecream.discovery import (
 )
 from fleetwatch.sources.icecream.textport import TextPort, parse_listblocks, parse_listcs
 
-CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "protocols" / "icecream-capture.jsonl"
+CAPTURE = Path(__file__).resolve().parents[1] / "vectors" / "icecream-capture.jsonl"
 START = 0x6B03536B  # the lab scheduler's start time, as its replies give it
 
 

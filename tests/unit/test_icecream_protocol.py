@@ -1,7 +1,7 @@
 """The icecream monitor codec: the recorded capture byte for byte, the handshake, a
 scheduler↔monitor pair, aliases, garbage, round trips and fuzzing.
 
-The capture (``shared/protocols/icecream-capture.jsonl``, described in
+The capture (``tests/vectors/icecream-capture.jsonl``, described in
 ``CAPTURES.md`` §1) holds four monitor sessions recorded from a real icecc 1.4
 scheduler; every frame in it must decode, and re-encode to the same bytes.
 """
@@ -50,7 +50,7 @@ from fleetwatch.sources.icecream.protocol import (
     unpack_message,
 )
 
-CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "protocols" / "icecream-capture.jsonl"
+CAPTURE = Path(__file__).resolve().parents[1] / "vectors" / "icecream-capture.jsonl"
 SESSIONS = ("mon-v44", "mon-v38", "mon-v28", "mon-v21")
 ALL_VERSIONS = range(MIN_VERSION, MAX_VERSION + 1)
 # The capture's frame names, and the message class each must decode to.
