@@ -108,6 +108,14 @@ class _Job:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def _add_finished(counters: dict[str, float], msg: MonJobDone) -> None:
+    """Count a finished job into a host's counters or the cluster's totals."""
+    counters["jobs_failed" if msg.exitcode != 0 else "jobs_done"] += 1
+    counters["busy_msec"] += msg.real_msec
+    counters["bytes_in"] += msg.in_compressed
+    counters["bytes_out"] += msg.out_compressed
+
+
 class Cluster:
     """The state of one scheduler session; create a new one on every reconnect."""
 
@@ -225,16 +233,9 @@ class Cluster:
             counters = self._counters(server)
             if counters is not None:
                 counters["jobs"] = max(0, counters["jobs"] - 1)
-                counters["jobs_failed" if failed else "jobs_done"] += 1
-                counters["busy_msec"] += msg.real_msec
-                counters["bytes_in"] += msg.in_compressed
-                counters["bytes_out"] += msg.out_compressed
+                _add_finished(counters, msg)
                 self._put_host(self.hosts[server])
-        totals = self.totals
-        totals["jobs_failed" if failed else "jobs_done"] += 1
-        totals["busy_msec"] += msg.real_msec
-        totals["bytes_in"] += msg.in_compressed
-        totals["bytes_out"] += msg.out_compressed
+        _add_finished(self.totals, msg)
         self._put_job(job)
 
     def _local_begin(self, msg: MonLocalJobBegin) -> None:
