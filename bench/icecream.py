@@ -20,6 +20,7 @@ MON_JOB_DONE per remote job, local jobs, periodic MON_STATS), scaled up to
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import random
 import statistics
@@ -127,9 +128,16 @@ def decode_rate(data: bytes, chunk: int = 65536) -> tuple[float, int]:
 
 
 def whole_path(data: bytes, chunk: int = 65536, commit_every: int = 5000) -> tuple[float, int, int]:
-    """bytes -> codec -> Cluster -> hub model -> committed deltas encoded as stream frames."""
+    """bytes -> codec -> Cluster -> hub model -> committed deltas encoded as stream frames.
+
+    Run on an event loop, as the source is (the hub schedules its commits on it).
+    """
+    return asyncio.run(_whole_path(data, chunk, commit_every))
+
+
+async def _whole_path(data: bytes, chunk: int, commit_every: int) -> tuple[float, int, int]:
     hub = Hub(Config(path="bench"), factories={})
-    cluster = Cluster("ice", SourceHandle(hub, "ice"))
+    cluster = Cluster("ice", SourceHandle(hub, "ice"), defer_hosts=True)  # as the source does
     codec = ready_codec()
     apply, flush = cluster.apply, hub.flush
     start = time.perf_counter()
@@ -145,6 +153,7 @@ def whole_path(data: bytes, chunk: int = 65536, commit_every: int = 5000) -> tup
                     delta.frame()
                     changes += len(delta.changes)
                 since_commit = 0
+        cluster.publish()  # once per read, as the source does
         n = cluster.messages
     delta = flush()
     if delta is not None:

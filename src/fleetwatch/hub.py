@@ -236,7 +236,13 @@ class Hub:
     # -- the model and its subscribers ---------------------------------------------
 
     def _put(self, entity: Entity) -> bool:
-        old = self.fleet.get(entity.KIND, entity.id)
+        kind = entity.KIND
+        if kind not in self.rules.kinds:  # the hot path of a busy build cluster
+            if not self.fleet.put(entity):
+                return False
+            self._changed()
+            return True
+        old = self.fleet.get(kind, entity.id)
         if not self.fleet.put(entity):
             return False
         self._noted(self.rules.derive(old, entity))

@@ -71,6 +71,9 @@ def _note(entity: Entity, severity: Severity, title: str, text: str) -> Notifica
 class NotificationRules:
     """Derives notifications from (old, new) entity pairs."""
 
+    kinds = frozenset({"process", "source", "node"})
+    """The kinds any rule looks at: the hub skips the others (jobs are many)."""
+
     def derive(self, old: Entity | None, new: Entity) -> Iterator[Notification]:
         if isinstance(new, Process):
             yield from self._process(old if isinstance(old, Process) else None, new)

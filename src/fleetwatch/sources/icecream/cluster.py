@@ -93,6 +93,9 @@ class _Host:
     counters: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
     since: float = 0.0
     blocked: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    """Derived from ``stats`` when they change (not on every counter bump)."""
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -108,6 +111,25 @@ class _Job:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
+def _derive(host: _Host) -> None:
+    """A host's labels and stats metrics from its MON_STATS keys (all of them are kept)."""
+    stats = host.stats
+    labels = {label: stats[key] for key, label in _LABELS.items() if key in stats}
+    metrics: dict[str, float] = {}
+    for key, metric in _METRICS.items():
+        if key in stats:
+            value = parse_number(stats[key])
+            if value is not None:
+                metrics[metric] = value
+    # Keys icecream may add later are kept too, as labels.
+    for key, text in stats.items():
+        if key not in _LABELS and key not in _METRICS and key not in ("Name", "IP", "State"):
+            labels[key.lower()] = text
+    if host.hostid >= 0:
+        labels["hostid"] = str(host.hostid)
+    host.labels, host.metrics = labels, metrics
+
+
 def _add_finished(counters: dict[str, float], msg: MonJobDone) -> None:
     """Count a finished job into a host's counters or the cluster's totals."""
     counters["jobs_failed" if msg.exitcode != 0 else "jobs_done"] += 1
@@ -119,10 +141,21 @@ def _add_finished(counters: dict[str, float], msg: MonJobDone) -> None:
 class Cluster:
     """The state of one scheduler session; create a new one on every reconnect."""
 
-    def __init__(self, source: str, sink: Sink, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        source: str,
+        sink: Sink,
+        *,
+        clock: Callable[[], float] = time.time,
+        defer_hosts: bool = False,
+    ) -> None:
+        """``defer_hosts``: host changes wait for :meth:`publish` (once per read batch),
+        so a busy cluster does not re-send a host for each of its jobs' messages."""
         self.source = source
         self.sink = sink
         self.clock = clock
+        self.defer_hosts = defer_hosts
+        self._dirty: set[str] = set()
         self.hosts: dict[str, _Host] = {}
         """By name."""
         self.ids: dict[int, str] = {}
@@ -165,6 +198,7 @@ class Cluster:
                 else:
                     del self.hosts[host.name]
                     self._retired[host.name] = host.counters  # for a later re-login
+                    self._dirty.discard(host.name)
                     self.sink.delete("node", self._node_id(host.name))
             return
         name = stats.get("Name") or self.ids.get(msg.hostid) or f"host-{msg.hostid}"
@@ -181,6 +215,7 @@ class Cluster:
         # A snapshot or login STATS lacks LoadAvg*/FreeMem: keep the last known ones.
         host.stats.update(stats)
         host.address = stats.get("IP", host.address)
+        _derive(host)
         self._put_host(host)
 
     def _get_cs(self, msg: MonGetCS) -> None:
@@ -275,6 +310,7 @@ class Cluster:
                 host.blocked = False
                 if self.ids.get(host.hostid) != host.name:  # not logged in: only a placeholder
                     del self.hosts[host.name]
+                    self._dirty.discard(host.name)
                     self.sink.delete("node", self._node_id(host.name))
                 else:
                     self._put_host(host)
@@ -305,25 +341,31 @@ class Cluster:
             host.counters[counter] += delta
             self._put_host(host)
 
+    def publish(self) -> None:
+        """Send the hosts changed since the last call (with ``defer_hosts``)."""
+        dirty, self._dirty = self._dirty, set()
+        for name in dirty:
+            host = self.hosts.get(name)
+            if host is not None:
+                self._emit_host(host)
+
     def _put_host(self, host: _Host) -> None:
-        stats = host.stats
-        labels = {label: stats[key] for key, label in _LABELS.items() if key in stats}
-        metrics: dict[str, float] = {}
-        for key, metric in _METRICS.items():
-            if key in stats:
-                value = parse_number(stats[key])
-                if value is not None:
-                    metrics[metric] = value
-        # Keys icecream may add later are kept too, as labels.
-        for key, text in stats.items():
-            if key not in _LABELS and key not in _METRICS and key not in ("Name", "IP", "State"):
-                labels[key.lower()] = text
+        if self.defer_hosts:
+            self._dirty.add(host.name)
+        else:
+            self._emit_host(host)
+
+    def _emit_host(self, host: _Host) -> None:
         counters = host.counters
-        metrics.update(counters)
         done = counters["jobs_done"] + counters["jobs_failed"]
-        metrics["avg_msec"] = counters["busy_msec"] / done if done else 0.0
-        if host.hostid >= 0:
-            labels["hostid"] = str(host.hostid)
+        metrics = {
+            **host.metrics,
+            **counters,
+            "avg_msec": counters["busy_msec"] / done if done else 0.0,
+        }
+        labels = host.labels
+        if host.hostid >= 0 and labels.get("hostid") != str(host.hostid):
+            labels = host.labels = {**labels, "hostid": str(host.hostid)}
         self.sink.put(
             Node(
                 id=self._node_id(host.name),
