@@ -36,6 +36,8 @@ integration: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/hub.py
 	$(BIN)/python bench/poll.py
+	$(BIN)/python bench/reconnect.py
+	$(BIN)/python bench/icecream.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist
