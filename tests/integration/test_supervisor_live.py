@@ -6,6 +6,7 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program
 from tests.conftest import HubServer, source_config, wait_for
@@ -295,16 +296,21 @@ def test_stream_resumes_without_loss_or_doubling(
         )
     )
     assert again.snapshots == 0
-    # The replica built from deltas equals a fresh snapshot at the same seq.
-    snapshot = hub.get("/api/fleet")
-    again.until(lambda s: s.seq >= snapshot["seq"])
-    if again.seq == snapshot["seq"]:
-        fresh = {
-            (k, e["id"]): e
-            for k, plural in (("source", "sources"), ("node", "nodes"), ("process", "processes"))
-            for e in snapshot[plural]
-        }
-        assert again.entities == fresh
+
+    # The replica built from deltas equals a fresh snapshot taken at the same seq (the
+    # flapper keeps changing things, so try until a snapshot and the stream line up).
+    def lined_up() -> dict[str, Any] | None:
+        snapshot = hub.get("/api/fleet")
+        again.until(lambda s: s.seq >= snapshot["seq"])
+        return snapshot if again.seq == snapshot["seq"] else None
+
+    snapshot = wait_for(lined_up, what="a snapshot at the stream's seq")
+    fresh = {
+        (k, e["id"]): e
+        for k, plural in (("source", "sources"), ("node", "nodes"), ("process", "processes"))
+        for e in snapshot[plural]
+    }
+    assert again.entities == fresh
     again.close()
 
     # A client whose seq is beyond what the ring holds gets a snapshot.
