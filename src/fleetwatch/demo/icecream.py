@@ -23,6 +23,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -221,8 +222,6 @@ class IcecreamCluster:
 
     def text(self, command: str, timeout: float = 45.0) -> str:
         """One command on the scheduler's text port (blocking), without the greeting."""
-        import socket
-
         with socket.create_connection(("127.0.0.1", self.port + 1), timeout=timeout) as s:
             f = s.makefile("rwb")
             lines: list[str] = []
@@ -322,10 +321,7 @@ def _free_port_pair() -> int:
     """A port P with P+1 free too (the scheduler's text port)."""
     for _ in range(50):
         port = free_port()
-        with contextlib.suppress(OSError):
-            import socket
-
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
+        with contextlib.suppress(OSError), socket.socket() as s:
+            s.bind(("127.0.0.1", port + 1))
             return port
     raise RuntimeError("no free port pair")
