@@ -29,6 +29,7 @@ snapshot when ``N`` is too old.
 
 from __future__ import annotations
 
+import secrets
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -217,6 +218,7 @@ class Delta:
 class Snapshot:
     seq: int
     name: str
+    epoch: str
     sources: tuple[Source, ...]
     nodes: tuple[Node, ...]
     processes: tuple[Process, ...]
@@ -226,6 +228,7 @@ class Snapshot:
         return {
             "seq": self.seq,
             "name": self.name,
+            "epoch": self.epoch,
             "sources": self.sources,
             "nodes": self.nodes,
             "processes": self.processes,
@@ -261,6 +264,9 @@ class Fleet:
         if ring < 1 or ring_changes < 1 or finished_jobs < 0:
             raise ValueError("ring and ring_changes must be >= 1, finished_jobs >= 0")
         self.name = name
+        self.epoch = secrets.token_hex(8)
+        """Names this fleet's sequence: a client resuming with another epoch's seq
+        (the hub restarted) must start from a snapshot."""
         self._ring_changes_max = ring_changes
         self._ring_changes = 0
         self._seq = 0
@@ -308,6 +314,7 @@ class Fleet:
         return Snapshot(
             seq=self._seq,
             name=self.name,
+            epoch=self.epoch,
             sources=sorted_values("source"),
             nodes=sorted_values("node"),
             processes=sorted_values("process"),

@@ -73,6 +73,7 @@ def fleet_from_snapshot(data: dict[str, Any]) -> Fleet:
             fleet.put(entity_from_dict(kind, item))
     fleet.commit()
     fleet._seq = data["seq"]
+    fleet.epoch = data["epoch"]
     return fleet
 
 
@@ -91,6 +92,12 @@ def replay_frame(fleet: Fleet, frame: bytes) -> None:
 # -- put / delete / sync / commit ------------------------------------------------------------------
 
 
+def test_each_fleet_has_its_own_epoch() -> None:
+    a, b = Fleet(), Fleet()
+    assert len(a.epoch) == 16
+    assert a.epoch != b.epoch
+
+
 def test_new_fleet_is_empty_at_seq_zero() -> None:
     fleet = Fleet("acme")
     assert fleet.seq == 0
@@ -100,6 +107,7 @@ def test_new_fleet_is_empty_at_seq_zero() -> None:
     assert snap.as_dict() == {
         "seq": 0,
         "name": "acme",
+        "epoch": fleet.epoch,
         "sources": (),
         "nodes": (),
         "processes": (),

@@ -125,7 +125,7 @@ def test_fleet_snapshot_shape(client: TestClient, hub: Hub) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/json"
     data = r.json()
-    assert list(data) == ["seq", "name", "sources", "nodes", "processes", "jobs"]
+    assert list(data) == ["seq", "name", "epoch", "sources", "nodes", "processes", "jobs"]
     assert data["seq"] == hub.fleet.seq
     assert data["name"] == "ACME"
     (source,) = data["sources"]
@@ -382,7 +382,7 @@ class Replica:
 
 
 def same_state(replica: Replica, fleet: dict[str, Any]) -> bool:
-    wanted = {k: v for k, v in fleet.items() if k != "name"}
+    wanted = {k: v for k, v in fleet.items() if k not in ("name", "epoch")}
     return replica.as_fleet() == wanted
 
 
@@ -516,6 +516,39 @@ def test_resume_when_nothing_was_missed(client: TestClient, hub: Hub) -> None:
     with client.websocket_connect("/api/stream") as ws:
         ws.send_json({"since": base["seq"]})
         resume(client, hub, ws, replica, [])
+
+
+def test_resume_with_this_hubs_epoch(client: TestClient, hub: Hub) -> None:
+    base = client.get("/api/fleet").json()
+    missed = history(hub, 3)
+    replica = Replica()
+    replica.take({"t": "snapshot", **base})
+    replica.frames.clear()
+    url = f"/api/stream?since={base['seq']}&epoch={base['epoch']}"
+    with client.websocket_connect(url) as ws:
+        resume(client, hub, ws, replica, missed)
+
+
+@pytest.mark.usefixtures("patient")
+@pytest.mark.parametrize("in_url", [True, False])
+def test_a_seq_from_another_hub_epoch_gets_a_snapshot(
+    client: TestClient, hub: Hub, in_url: bool
+) -> None:
+    """Guards the page against a restarted hub: its seq counts from 0 again, so an old
+    seq would name deltas of another history."""
+    history(hub, 2)
+    base = client.get("/api/fleet").json()
+    history(hub, 2)
+    assert hub.fleet.deltas_since(base["seq"])  # the ring could serve this seq...
+    url = "/api/stream"
+    if in_url:
+        url += f"?since={base['seq']}&epoch=0123456789abcdef"
+    with client.websocket_connect(url) as ws:
+        if not in_url:
+            ws.send_json({"since": base["seq"], "epoch": "0123456789abcdef"})
+        frame = ws.receive_json()
+        assert frame["t"] == "snapshot"  # ...but not for a client of another epoch
+        assert frame["epoch"] == hub.fleet.epoch == base["epoch"]
 
 
 @pytest.mark.parametrize("since", ["0", "3", "999999", "-1", "abc"])

@@ -2,10 +2,13 @@
 
 Protocol (text frames of JSON):
 
-* The client may say where it is: ``?since=SEQ`` in the URL, or a first message
-  ``{"since": SEQ}`` (``{}`` for "nothing yet"). A client that says nothing within
-  :data:`HELLO_WAIT` seconds is treated as new.
-* The server answers ``{"t": "snapshot", "seq", "name", "sources", "nodes",
+* The client may say where it is: ``?since=SEQ&epoch=EPOCH`` in the URL, or a first
+  message ``{"since": SEQ, "epoch": EPOCH}`` (``{}`` for "nothing yet"). A client that
+  says nothing within :data:`HELLO_WAIT` seconds is treated as new. ``epoch`` is the one
+  of the snapshot the client started from; when it is not this hub's (the hub restarted
+  and counts from 0 again) the client gets a snapshot. Without ``epoch`` the ``since``
+  is trusted, as before.
+* The server answers ``{"t": "snapshot", "seq", "name", "epoch", "sources", "nodes",
   "processes", "jobs"}`` — or, when the delta ring still reaches back to
   ``SEQ``, the missed ``{"t": "delta", ...}`` frames — and then streams
   ``{"t": "delta", "seq", "changes"}`` and ``{"t": "note", ...}`` frames.
@@ -59,9 +62,9 @@ class _Stream:
         await self.ws.send_text(frame.decode("utf-8"))
 
     async def hello(self) -> int | None:
-        raw = self.ws.query_params.get("since")
-        if raw is not None:
-            return _parse_seq(raw)
+        params = self.ws.query_params
+        if "since" in params:
+            return self._resume(params.get("since"), params.get("epoch"))
         try:
             text = await asyncio.wait_for(self.ws.receive_text(), HELLO_WAIT)
         except TimeoutError:
@@ -70,7 +73,14 @@ class _Stream:
             msg = orjson.loads(text)
         except orjson.JSONDecodeError:
             return None
-        return _parse_seq(msg.get("since")) if isinstance(msg, dict) else None
+        if not isinstance(msg, dict):
+            return None
+        return self._resume(msg.get("since"), msg.get("epoch"))
+
+    def _resume(self, since: Any, epoch: Any) -> int | None:
+        if epoch is not None and epoch != self.hub.fleet.epoch:
+            return None  # another hub's numbers
+        return _parse_seq(since)
 
     async def start(self, since: int | None) -> None:
         # Subscribing and choosing the first frames happen with no await in between,
