@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration bench clean serve
+.PHONY: demo test lint typecheck unit integration e2e bench clean serve web web-test
+
+# The web app: npm packages from frontend/package-lock.json, built into the package.
+WEB := src/fleetwatch/web/static/index.html
+NODE_DEPS := frontend/node_modules/.installed
+WEB_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,13 +17,25 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
-## demo: three real supervisord instances on loopback and the hub on them
-demo: $(STAMP)
+$(NODE_DEPS): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_DEPS)
+
+$(WEB): $(NODE_DEPS) $(WEB_SOURCES)
+	cd frontend && npm run --silent build
+
+web: $(WEB)
+
+## demo: real supervisord instances (and an icecream cluster as root) watched by the hub
+demo: $(STAMP) $(WEB)
 	$(BIN)/fleetwatch demo
 
-## test: lint, format check, strict type check, then every test
-test: lint typecheck
+## test: lint, format check, strict type checks, the web app's unit tests, then every test
+test: lint typecheck web-test $(WEB)
 	$(BIN)/pytest
+
+web-test: $(NODE_DEPS)
+	cd frontend && npx --no-install vue-tsc --noEmit && npx --no-install vitest run
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -33,11 +50,14 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
-bench: $(STAMP)
+e2e: $(STAMP) $(WEB)
+	$(BIN)/pytest tests/e2e
+
+bench: $(STAMP) $(WEB)
 	$(BIN)/python bench/hub.py
 	$(BIN)/python bench/poll.py
 	$(BIN)/python bench/reconnect.py
 	$(BIN)/python bench/icecream.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist frontend/node_modules src/fleetwatch/web/static

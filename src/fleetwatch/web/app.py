@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from importlib import resources
@@ -17,7 +18,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
@@ -71,6 +72,11 @@ class ActionOut(BaseModel):
 
 
 def static_dir() -> Path:
+    """The built web app: the package's ``static/``, or ``$FLEETWATCH_WEB_DIR`` when set
+    (a build elsewhere, for front-end work beside a running hub)."""
+    override = os.environ.get("FLEETWATCH_WEB_DIR")
+    if override:
+        return Path(override)
     return Path(str(resources.files("fleetwatch.web") / "static"))
 
 
@@ -212,11 +218,22 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
     static = static_dir()
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(static / "index.html")
+    def index() -> Response:
+        page = static / "index.html"
+        if not page.is_file():
+            return HTMLResponse(_NOT_BUILT, status_code=503)
+        # The page names its hashed assets: it must be revalidated, they can be cached.
+        return FileResponse(page, headers={"Cache-Control": "no-cache"})
 
     app.mount("/", StaticFiles(directory=static, html=True, check_dir=False), name="static")
     return app
+
+
+_NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>fleetwatch</title>
+<p>The web app is not built. In the source tree run <code>make web</code>
+(<code>npm ci && npm run build</code> in <code>frontend/</code>); the API is at
+<a href="api/docs">api/docs</a>.</p>
+"""
 
 
 def _as_mapping(entity: Any) -> dict[str, Any]:

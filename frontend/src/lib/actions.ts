@@ -1,0 +1,85 @@
+// Actions are data: each source lists the actions it has (`source.actions`), and every
+// button, menu and hot-key is drawn from those lists.
+
+import { runAction } from './api'
+import { ask } from './confirm'
+import { toaster } from './toasts'
+import type { ActionResult, ActionSpec, Source, Target } from './types'
+
+/** The actions `source` offers on a target of `kind` (process, group, source, node, job). */
+export function actionsFor(source: Source | undefined, kind: string): ActionSpec[] {
+  if (!source) return []
+  return source.actions.filter((a) => a.targets.includes(kind))
+}
+
+/** The actions every one of `sources` offers on `kind` (for bulk actions across hosts). */
+export function commonActions(sources: (Source | undefined)[], kind: string): ActionSpec[] {
+  if (sources.length === 0) return []
+  const [first, ...rest] = sources
+  return actionsFor(first, kind).filter((a) => rest.every((s) => actionsFor(s, kind).some((b) => b.name === a.name)))
+}
+
+export interface BulkResult {
+  target: Target
+  result: ActionResult
+}
+
+/** Run one action on many targets at once (at most `parallel` in flight). */
+export async function runOnAll(
+  targets: Target[],
+  name: string,
+  params: Record<string, unknown> = {},
+  parallel = 8,
+): Promise<BulkResult[]> {
+  const out: BulkResult[] = new Array(targets.length)
+  let next = 0
+  async function worker(): Promise<void> {
+    while (next < targets.length) {
+      const i = next++
+      out[i] = { target: targets[i], result: await runAction(targets[i], name, params) }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(parallel, targets.length) }, worker))
+  return out
+}
+
+/** A one-line summary of bulk results: "stop: 3 ok, 1 failed (sv2:web:api: not running)". */
+export function summarize(name: string, results: BulkResult[]): { ok: boolean; text: string } {
+  const failed = results.filter((r) => !r.result.ok)
+  const okCount = results.length - failed.length
+  if (failed.length === 0) return { ok: true, text: `${name}: ${okCount} ok` }
+  const first = failed[0]
+  const why = first.result.error ? `${first.target.id}: ${first.result.error}` : first.target.id
+  return { ok: false, text: `${name}: ${okCount} ok, ${failed.length} failed (${why}${failed.length > 1 ? ', …' : ''})` }
+}
+
+/**
+ * What a button does: ask first when the action is marked `confirm` or has parameters
+ * (or acts on more than one target), run it on every target, and toast the outcome.
+ * Resolves to the results, or null when the user said no.
+ */
+export async function perform(spec: ActionSpec, targets: Target[]): Promise<BulkResult[] | null> {
+  if (targets.length === 0) return []
+  let params: Record<string, unknown> = {}
+  if (spec.confirm || spec.params.length > 0 || targets.length > 1) {
+    const what = targets.length === 1 ? targets[0].id : `${targets.length} ${plural(targets[0].kind)}`
+    const answer = await ask({
+      title: `${spec.title}?`,
+      text: `${spec.title} ${what}`,
+      items: targets.length > 1 ? targets.map((t) => t.id) : undefined,
+      danger: spec.confirm,
+      confirmLabel: spec.title,
+      params: spec.params,
+    })
+    if (!answer) return null
+    params = answer.params
+  }
+  const results = await runOnAll(targets, spec.name, params)
+  const { ok, text } = summarize(spec.title, results)
+  toaster.show(text, { key: `action:${spec.name}`, severity: ok ? 'success' : 'error' })
+  return results
+}
+
+function plural(kind: string): string {
+  return kind === 'process' ? 'processes' : `${kind}s`
+}
