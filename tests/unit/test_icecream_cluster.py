@@ -502,3 +502,39 @@ def test_capture_frames_are_what_the_tables_say() -> None:
     assert isinstance(by_line[REMOTE2_RELOGIN], MonStats)
     assert by_line[REMOTE2_RELOGIN].hostid == 4
     assert stats_of(REMOTE2_RELOGIN)["Load"] == "1000"
+
+
+@pytest.mark.parametrize("batch", [1, 7, 1000])
+def test_deferred_publishing_ends_in_the_same_state(batch: int) -> None:
+    """Guards ``deferred=True`` (what the source uses): holding host and job changes until
+    :meth:`Cluster.publish` must not change what the model ends with."""
+    _, direct, _ = replay()
+    sink, clock = RecordingSink(), FakeClock()
+    cluster = Cluster(SOURCE, sink, clock=clock, deferred=True)
+    for i, (_, when, msg) in enumerate(session(), 1):
+        clock.now = when
+        cluster.apply(msg)
+        if i % batch == 0:
+            cluster.publish()
+    cluster.publish()
+    assert sink.current == direct.current
+    assert len(sink.log) <= len(direct.log)
+
+
+def test_a_job_that_runs_its_life_within_one_batch_is_put_once_in_its_last_state() -> None:
+    sink = RecordingSink()
+    cluster = Cluster(SOURCE, sink, clock=FakeClock(), deferred=True)
+    cluster.apply(MonStats(1, "Name:h1\nIP:10.0.0.1\nMaxJobs:4\n"))
+    cluster.apply(MonGetCS("a.c", 0, 7, 1))
+    cluster.apply(MonJobBegin(7, 0, 1))
+    cluster.apply(MonJobDone(7, 0, 1500, 450, 20, 6500, 100, 200, 300, 400, 0, 4))
+    assert sink.log == []  # nothing before publish
+    cluster.publish()
+    puts = [(kind, id) for op, kind, id, _ in sink.log if op == "put"]
+    assert sorted(puts) == [("job", f"{SOURCE}#7"), ("node", f"{SOURCE}/h1")]
+    job = sink.job(7)
+    assert job.state == "done"
+    assert job.server == job.client == "h1"
+    assert job.metrics["real_msec"] == 1500
+    cluster.publish()
+    assert len(sink.log) == 2  # published once

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fleetwatch.model import Entity, Job, Kind, Node
+from fleetwatch.model import Entity, Job, Kind, Node, positional
 from fleetwatch.sources.icecream.protocol import (
     JobLocalDone,
     Message,
@@ -147,15 +147,18 @@ class Cluster:
         sink: Sink,
         *,
         clock: Callable[[], float] = time.time,
-        defer_hosts: bool = False,
+        deferred: bool = False,
     ) -> None:
-        """``defer_hosts``: host changes wait for :meth:`publish` (once per read batch),
-        so a busy cluster does not re-send a host for each of its jobs' messages."""
+        """``deferred``: changed hosts and jobs wait for :meth:`publish` (once per read
+        batch), so a busy cluster sends a host once per batch, not once per message of
+        each of its jobs, and a job that went waiting → running (→ done) within one
+        batch once, in its last state."""
         self.source = source
         self.sink = sink
         self.clock = clock
-        self.defer_hosts = defer_hosts
+        self.deferred = deferred
         self._dirty: set[str] = set()
+        self._dirty_jobs: dict[int, _Job] = {}
         self.hosts: dict[str, _Host] = {}
         """By name."""
         self.ids: dict[int, str] = {}
@@ -342,15 +345,18 @@ class Cluster:
             self._put_host(host)
 
     def publish(self) -> None:
-        """Send the hosts changed since the last call (with ``defer_hosts``)."""
+        """Send the hosts and jobs changed since the last call (with ``deferred``)."""
         dirty, self._dirty = self._dirty, set()
         for name in dirty:
             host = self.hosts.get(name)
             if host is not None:
                 self._emit_host(host)
+        jobs, self._dirty_jobs = self._dirty_jobs, {}
+        for job in jobs.values():
+            self._emit_job(job)
 
     def _put_host(self, host: _Host) -> None:
-        if self.defer_hosts:
+        if self.deferred:
             self._dirty.add(host.name)
         else:
             self._emit_host(host)
@@ -367,29 +373,39 @@ class Cluster:
         if host.hostid >= 0 and labels.get("hostid") != str(host.hostid):
             labels = host.labels = {**labels, "hostid": str(host.hostid)}
         self.sink.put(
-            Node(
-                id=self._node_id(host.name),
-                source=self.source,
-                name=host.name,
-                address=host.address,
-                state="blocked" if host.blocked else "online",
-                since=host.since,
-                labels=labels,
-                metrics=metrics,
+            _new_node(
+                self._node_id(host.name),
+                self.source,
+                host.name,
+                host.address,
+                "blocked" if host.blocked else "online",
+                host.since,
+                labels,
+                metrics,
             )
         )
 
     def _put_job(self, job: _Job) -> None:
+        if self.deferred:
+            self._dirty_jobs[job.id] = job
+        else:
+            self._emit_job(job)
+
+    def _emit_job(self, job: _Job) -> None:
         self.sink.put(
-            Job(
-                id=f"{self.source}#{job.id}",
-                source=self.source,
-                client=job.client,
-                server=job.server,
-                state=job.state,
-                file=job.file,
-                started=job.started,
-                ended=job.ended,
-                metrics=dict(job.metrics),
+            _new_job(
+                f"{self.source}#{job.id}",
+                self.source,
+                job.client,
+                job.server,
+                job.state,
+                job.file,
+                job.started,
+                job.ended,
+                dict(job.metrics),
             )
         )
+
+
+_new_job = positional(Job)
+_new_node = positional(Node)

@@ -128,7 +128,7 @@ class IcecreamSource(Source):
             # Ids belong to one scheduler run: start from an empty cluster.
             self.sink.sync("node", [])
             self.sink.sync("job", [])
-            self.cluster = Cluster(self.name, self.sink, defer_hosts=True)
+            self.cluster = Cluster(self.name, self.sink, deferred=True)
             self.last_ok = time.time()
             self.online(
                 version=str(version),
@@ -154,7 +154,7 @@ class IcecreamSource(Source):
                     if isinstance(event, Closed):
                         raise Unreachable("the scheduler closed the connection")
                     self.cluster.apply(event)  # type: ignore[arg-type]
-                self.cluster.publish()  # the hosts this batch changed, once each
+                self.cluster.publish()  # the hosts and jobs this batch changed, once each
                 self.last_ok = time.time()
         except TimeoutError:
             raise Unreachable(
