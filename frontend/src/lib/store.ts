@@ -95,6 +95,7 @@ export class FleetStore {
   }
 
   addNote(note: Note): void {
+    if (this.notes.value.some((n) => n.id === note.id)) return
     const notes = this.notes.value.concat(note)
     this.notes.value = notes.length > this.maxNotes ? notes.slice(-this.maxNotes) : notes
     for (const fn of this.listeners) fn(note)

@@ -57,7 +57,12 @@ export class StreamClient {
     private readonly handlers: StreamHandlers,
     options: StreamOptions,
   ) {
-    this.opts = { minDelay: 250, maxDelay: 5000, silence: 30000, ...options }
+    this.opts = {
+      ...options,
+      minDelay: options.minDelay ?? 250,
+      maxDelay: options.maxDelay ?? 5000,
+      silence: options.silence ?? 30000,
+    }
     this.timers = options.timers ?? globalThis
     this.random = options.random ?? Math.random
   }
@@ -96,6 +101,9 @@ export class StreamClient {
       const at = this.fresh ? null : this.opts.position()
       this.fresh = false
       ws.send(JSON.stringify(at ? { since: at.seq, epoch: at.epoch } : {}))
+      // The hub answers pings only after the snapshot or the missed deltas, so this pong
+      // confirms a resume even when nothing was missed and nothing else arrives.
+      ws.send(JSON.stringify({ ping: Date.now() }))
       this.lastFrame = Date.now()
       this.pinger = this.timers.setInterval(() => this.ping(), Math.max(1000, this.opts.silence / 3))
     }
@@ -133,6 +141,9 @@ export class StreamClient {
         break
       case 'note':
         this.handlers.note?.(frame)
+        break
+      case 'pong':
+        this.live()
         break
       default:
         break
