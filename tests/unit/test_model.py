@@ -6,6 +6,7 @@ the way the stream sends them) ends up with exactly the later snapshot B.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,7 @@ from fleetwatch.model import (
     dumps,
     entity_from_dict,
     plural,
+    positional,
 )
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -657,3 +659,20 @@ def test_the_delta_ring_is_bounded_by_changes_too() -> None:
     assert kept is not None
     assert [len(d.changes) for d in kept] == [100, 100]
     assert fleet.deltas_since(fleet.seq - 300) is None  # beyond the 250 changes kept
+
+
+@pytest.mark.parametrize("cls", [Source, Node, Process, Job, Change])
+def test_positional_builds_what_the_keyword_constructor_builds(cls: type[Any]) -> None:
+    """Guards the hot-path constructors against a field added, removed or reordered."""
+    sample = {
+        Source: Source(id="s", kind="supervisor", name="s", status="online", info={"a": 1}),
+        Node: Node(id="s/h", source="s", name="h", labels={"x": "y"}, metrics={"load": 1.0}),
+        Process: Process(id="s:g:p", source="s", group="g", name="p", state="RUNNING", pid=7),
+        Job: Job(id="s#1", source="s", client="a", server="b", state="done", metrics={"m": 1}),
+        Change: Change("del", "job", "s#1"),
+    }[cls]
+    built = positional(cls)(*(getattr(sample, f.name) for f in dataclasses.fields(cls)))
+    assert type(built) is cls
+    assert built == sample
+    with pytest.raises(AttributeError):
+        built.id = "other"  # still frozen
