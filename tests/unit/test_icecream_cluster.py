@@ -477,6 +477,32 @@ def test_a_blocked_host_that_logs_in_again_comes_back_online() -> None:
     assert sink.deleted() == []
 
 
+def test_a_host_blocked_after_the_scheduler_dropped_it_keeps_what_was_known() -> None:
+    """Guards the usual order of ``blockcs``: the scheduler drops the host (State:Offline)
+    before ``listblocks`` says it is blocked; the blocked node must not lose its address,
+    labels, slots and counters."""
+    cluster, sink, _ = replay(until=BROKEN_DONE)
+    before = sink.node("icelab-remote2")
+    assert before is not None
+    replay(until=REMOTE2_OFFLINE, since=REMOTE2_OFFLINE, cluster=cluster)
+    assert sink.node("icelab-remote2") is None  # not known to be blocked yet: gone
+    cluster.set_blocked({"icelab-remote2"})
+    node = sink.node("icelab-remote2")
+    assert node is not None
+    assert node.state == "blocked"
+    assert node.address == before.address
+    assert node.labels["platform"] == before.labels["platform"]
+    assert node.metrics["max_jobs"] == before.metrics["max_jobs"]
+    assert node.metrics["jobs_done"] == before.metrics["jobs_done"]
+    assert node.metrics["jobs"] == 0
+    replay(until=REMOTE2_FULL_STATS, since=REMOTE2_RELOGIN, cluster=cluster)
+    cluster.set_blocked(set())
+    node = sink.node("icelab-remote2")
+    assert node is not None
+    assert node.state == "online"
+    assert node.metrics["jobs_done"] == before.metrics["jobs_done"]  # carried over
+
+
 def test_blocking_unknown_and_online_hosts() -> None:
     cluster, sink, _ = replay(until=4)
     cluster.set_blocked({"somewhere-else", "icelab-remote1"})

@@ -29,7 +29,12 @@ from fleetwatch.sources.icecream.discovery import (
     query,
     split_host_port,
 )
-from fleetwatch.sources.icecream.textport import TextPort, parse_listblocks, parse_listcs
+from fleetwatch.sources.icecream.textport import (
+    KeptTextPort,
+    TextPort,
+    parse_listblocks,
+    parse_listcs,
+)
 
 CAPTURE = Path(__file__).resolve().parents[1] / "vectors" / "icecream-capture.jsonl"
 START = 0x6B03536B  # the lab scheduler's start time, as its replies give it
@@ -297,6 +302,8 @@ class TextPortStandIn:
         self.commands: list[str] = []
         self.finished = asyncio.Event()
         self.server: asyncio.Server | None = None
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
 
     @property
     def port(self) -> int:
@@ -321,6 +328,8 @@ class TextPortStandIn:
         raise AssertionError(f"the stand-in has no recorded reply to {command!r}")
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
         try:
             if self.greet:
                 writer.write(self.greeting)
@@ -446,3 +455,47 @@ def test_textport_defaults() -> None:
     port = TextPort("h", 8766)
     assert (port.host, port.port) == ("h", 8766)
     assert port.timeout >= 45  # the scheduler may take ~36 s to accept (trap 3)
+
+
+@pytest.mark.anyio
+async def test_kept_textport_runs_every_command_on_one_connection() -> None:
+    """Guards against trap 3: a new text connection may wait ~36 s for an idle scheduler to
+    accept it, so the source's block/unblock must reuse the open one."""
+    async with stand_in() as peer:
+        port = KeptTextPort("127.0.0.1", peer.port)
+        assert await port.run("listblocks") == [""]
+        assert await port.run("blockcs icelab-remote1") == ["removing host icelab-remote1"]
+        assert parse_listblocks((await port.run("listblocks"))[0]) == ["icelab-remote1"]
+        assert port.connected
+        await port.close()
+        await finished(peer)
+    assert peer.connections == 1
+    assert peer.commands == ["listblocks", "blockcs icelab-remote1", "listblocks", "quit"]
+    assert not port.connected
+
+
+@pytest.mark.anyio
+async def test_kept_textport_reopens_a_connection_the_scheduler_closed() -> None:
+    async with stand_in() as peer:
+        port = KeptTextPort("127.0.0.1", peer.port)
+        await port.run("listblocks")
+        peer.writers[0].close()  # the scheduler's 36 s idle cut-off
+        await finished(peer)
+        peer.finished.clear()
+        assert await port.run("blockcs h1") == ["removing host h1"]
+        await port.close()
+        await finished(peer)
+    assert peer.connections == 2
+    assert peer.commands == ["listblocks", "blockcs h1", "quit"]
+
+
+@pytest.mark.anyio
+async def test_kept_textport_refusal_is_not_retried_and_drops_the_connection() -> None:
+    async with stand_in(misbehave={"removecs x": b"400 unknown command\n"}) as peer:
+        port = KeptTextPort("127.0.0.1", peer.port)
+        with pytest.raises(RemoteProtocolError, match="refused"):
+            await port.run("removecs x")
+        assert not port.connected
+        await finished(peer)
+    assert peer.commands == ["removecs x"]  # once, no retry
+    assert peer.connections == 1

@@ -163,8 +163,10 @@ class Cluster:
         """By name."""
         self.ids: dict[int, str] = {}
         """Host id → name (ids are per scheduler run)."""
-        self._retired: dict[str, dict[str, float]] = {}
-        """Counters of hosts that went offline, by name: they carry over a re-login."""
+        self._retired: dict[str, _Host] = {}
+        """Hosts that went offline, by name: their counters carry over a re-login, and a
+        host blocked after it went (``blockcs`` takes a host offline first) is shown
+        with what was last known of it."""
         self.jobs: dict[int, _Job] = {}
         """Jobs not finished yet."""
         self.totals: dict[str, float] = dict.fromkeys(
@@ -200,7 +202,7 @@ class Cluster:
                     self._put_host(host)  # stays, shown blocked
                 else:
                     del self.hosts[host.name]
-                    self._retired[host.name] = host.counters  # for a later re-login
+                    self._retired[host.name] = host  # for a later re-login or block
                     self._dirty.discard(host.name)
                     self.sink.delete("node", self._node_id(host.name))
             return
@@ -209,7 +211,7 @@ class Cluster:
         if host is None:
             host = self.hosts[name] = _Host(name=name, hostid=msg.hostid, since=self.clock())
             if name in self._retired:
-                host.counters = self._retired.pop(name)
+                host.counters = self._retired.pop(name).counters
         elif host.hostid != msg.hostid:
             self.ids.pop(host.hostid, None)  # the same daemon, logged in again
             host.hostid = msg.hostid
@@ -321,6 +323,15 @@ class Cluster:
             known = self.hosts.get(name)
             if known is None:
                 known = self.hosts[name] = _Host(name=name, hostid=-1, since=self.clock())
+                gone = self._retired.pop(name, None)
+                if gone is not None:  # keep what was known of it (address, stats, counters)
+                    known.address, known.stats, known.counters = (
+                        gone.address,
+                        gone.stats,
+                        gone.counters,
+                    )
+                    known.counters["jobs"] = 0
+                    _derive(known)
             if not known.blocked:
                 known.blocked = True
                 known.since = self.clock()

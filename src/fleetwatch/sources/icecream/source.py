@@ -33,7 +33,7 @@ from fleetwatch.sources.base import ActionResult, Backoff, Source, SourceSink, T
 from fleetwatch.sources.icecream import discovery
 from fleetwatch.sources.icecream.cluster import Cluster
 from fleetwatch.sources.icecream.protocol import MAX_VERSION, Closed, Codec, MonLogin, Negotiated
-from fleetwatch.sources.icecream.textport import TextPort, parse_listblocks
+from fleetwatch.sources.icecream.textport import KeptTextPort, parse_listblocks
 
 __all__ = ["ACTIONS", "IcecreamSource"]
 
@@ -70,7 +70,7 @@ class IcecreamSource(Source):
         self.env = env
         self.scheduler: discovery.Scheduler | None = None
         self.cluster: Cluster | None = None
-        self._textport: TextPort | None = None
+        self._textport: KeptTextPort | None = None
         self._refresh_blocks = asyncio.Event()
         self._gone = ""
         """Why the session must end, when a helper task found out first."""
@@ -106,7 +106,7 @@ class IcecreamSource(Source):
         self._gone = ""
         sched = await self.locate()
         self.scheduler = sched
-        self._textport = TextPort(sched.host, sched.port + 1)
+        self._textport = textport = KeptTextPort(sched.host, sched.port + 1)
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(sched.host, sched.port), CONNECT_TIMEOUT
@@ -168,6 +168,7 @@ class IcecreamSource(Source):
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, SourceError):
                     await task
+            await textport.close()
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()

@@ -3,7 +3,12 @@
 No handshake: the scheduler greets with ``200-ICECC 1.4.0: …`` and ``200 Use 'help'…``;
 each command is one line and its answer ends with ``200 done`` (``200 Good Bye!`` for
 ``quit``). The port has no authentication of its own: the hub's roles guard it.
-Idle connections are closed after 36 s, so each use opens its own connection.
+
+:class:`TextPort` opens a connection per :meth:`~TextPort.run`. An idle scheduler may take
+up to ~36 s to accept one (trap 3), so :class:`KeptTextPort`, which the source uses, keeps
+its connection open: commands on it are answered at once. The scheduler closes
+connections idle for 36 s; the source's ``listblocks`` every 10 s keeps it busy, and a
+connection found closed is opened again once, transparently.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import re
 
 from fleetwatch.errors import RemoteProtocolError, Unreachable
 
-__all__ = ["TextPort", "parse_listblocks", "parse_listcs"]
+__all__ = ["KeptTextPort", "TextPort", "parse_listblocks", "parse_listcs"]
 
 _DONE = ("200 done", "200 Good Bye!")
 _HOST_LINE = re.compile(r"^ (\S+) \((\S+)\) \[(\S*)\] speed=(\S+) jobs=(\d+)/(-?\d+) load=(\d+)")
@@ -87,7 +92,7 @@ class TextPort:
         while True:
             raw = await reader.readline()
             if not raw:
-                raise RemoteProtocolError("text port closed before '200 done'")
+                raise _Closed("text port closed before '200 done'")
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
             if line.startswith("200 ") or line in _DONE:
                 return "\n".join(lines)
@@ -95,3 +100,72 @@ class TextPort:
                 raise RemoteProtocolError(f"text port refused: {line}")
             if not line.startswith("200-"):
                 lines.append(line)
+
+
+class _Closed(RemoteProtocolError):
+    """The scheduler closed the text connection (it does so after 36 s idle)."""
+
+
+class KeptTextPort(TextPort):
+    """A :class:`TextPort` that keeps one connection open across :meth:`run` calls.
+
+    Commands are serialised on it. When a kept connection turns out to be closed (the
+    scheduler's idle cut-off, a restart), it is opened again once and the commands are
+    sent there; a connection that fails when fresh is an error as usual. :meth:`close`
+    says ``quit`` and closes it.
+    """
+
+    def __init__(self, host: str, port: int, *, timeout: float = 45.0) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None
+
+    async def run(self, *commands: str) -> list[str]:
+        async with self._lock:
+            try:
+                return await super().run(*commands)
+            except BaseException:
+                self._drop()
+                raise
+
+    async def _run(self, commands: tuple[str, ...]) -> list[str]:
+        if self._conn is not None:
+            try:
+                return await self._commands(self._conn, commands)
+            except (_Closed, ConnectionError):
+                self._drop()  # closed while idle: once more on a fresh connection
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        self._conn = (reader, writer)
+        await self._answer(reader)  # the greeting
+        return await self._commands(self._conn, commands)
+
+    async def _commands(
+        self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], commands: tuple[str, ...]
+    ) -> list[str]:
+        reader, writer = conn
+        answers = []
+        for command in commands:
+            writer.write(command.encode() + b"\n")
+            await writer.drain()
+            answers.append(await self._answer(reader))
+        return answers
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._conn is None:
+                return
+            reader, writer = self._conn
+            with contextlib.suppress(OSError, RemoteProtocolError, TimeoutError):
+                writer.write(b"quit\n")
+                await asyncio.wait_for(writer.drain(), 1.0)
+                await asyncio.wait_for(reader.read(), 1.0)  # until the peer closes
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn[1].close()
+            self._conn = None
