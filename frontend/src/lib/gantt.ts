@@ -1,0 +1,175 @@
+// The cluster timeline's data: one row group per host, one lane per job slot, bars from a
+// job's start to its end (running jobs to "now"), clipped to a time window.  Lanes are
+// assigned per host over all of its jobs (not only the visible ones), earliest start first,
+// into the lowest lane free at that moment, so overlapping jobs get distinct lanes, a lane
+// is reused as soon as its job ended, and a bar keeps its lane while the window slides.
+
+import type { Job } from './types'
+
+export type BarKind = 'running' | 'local' | 'done' | 'failed'
+
+export interface GanttHost {
+  /** Node id (`SOURCE/NAME`). */
+  id: string
+  source: string
+  name: string
+  slots: number
+  state?: string
+}
+
+export interface GanttBar {
+  id: string
+  job: Job
+  lane: number
+  /** Unix seconds: the job's start and end (end = now while it runs). */
+  start: number
+  end: number
+  /** The same, clipped to the window. */
+  from: number
+  to: number
+  kind: BarKind
+  /** Still running (grows with now). */
+  live: boolean
+}
+
+export interface GanttRow {
+  host: GanttHost
+  /** Lanes to draw: at least the host's slots, more when it ran more jobs at once. */
+  lanes: number
+  bars: GanttBar[]
+  /** Jobs running on the host now. */
+  running: number
+  /** The host is not a known host (it left); its jobs still show. */
+  gone: boolean
+}
+
+export interface GanttWindow {
+  /** Unix seconds. */
+  from: number
+  to: number
+}
+
+/** How a finished or running job is drawn. */
+export function barKind(job: Job): BarKind {
+  if (job.state === 'failed') return 'failed'
+  if (job.state === 'local') return 'local'
+  if (job.state === 'running' || job.state === 'waiting') return 'running'
+  // A finished local job: the submitter ran it itself and the scheduler got no exit code.
+  if (job.client === job.server && job.metrics.exitcode === undefined) return 'local'
+  return 'done'
+}
+
+/** The host a job ran (or runs) on. */
+export function jobHost(job: Job): string {
+  return job.server || job.client
+}
+
+/** When a job ends, as a bar: its end, now while it runs, its start when it has no end. */
+function endOf(job: Job, now: number): number {
+  if (job.ended !== null && job.ended !== undefined) return Math.max(job.ended, job.started ?? job.ended)
+  if (job.state === 'running' || job.state === 'local') return Math.max(now, job.started ?? now)
+  return job.started ?? now
+}
+
+export interface Placed {
+  job: Job
+  lane: number
+  start: number
+  end: number
+}
+
+/**
+ * Lanes for one host's jobs: earliest start first, each into the lowest lane whose previous
+ * job ended at or before this one's start.  Ties in start go by job id, so the result does
+ * not depend on the input order.
+ */
+export function assignLanes(jobs: Job[], now: number): Placed[] {
+  const items = jobs
+    .filter((j) => j.started !== null && j.started !== undefined)
+    .map((job) => ({ job, start: job.started as number, end: endOf(job, now), lane: -1 }))
+  items.sort((a, b) => a.start - b.start || compareIds(a.job.id, b.job.id))
+  const laneEnds: number[] = []
+  for (const it of items) {
+    let lane = laneEnds.findIndex((end) => end <= it.start)
+    if (lane < 0) {
+      lane = laneEnds.length
+      laneEnds.push(it.end)
+    } else {
+      laneEnds[lane] = it.end
+    }
+    it.lane = lane
+  }
+  return items
+}
+
+/** Job ids are `SOURCE#N`: compare the numbers numerically when both have them. */
+function compareIds(a: string, b: string): number {
+  const na = Number(a.slice(a.lastIndexOf('#') + 1))
+  const nb = Number(b.slice(b.lastIndexOf('#') + 1))
+  if (Number.isFinite(na) && Number.isFinite(nb) && na !== nb) return na - nb
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/**
+ * Rows for `hosts` (in that order; jobs on hosts not in the list get rows of their own at the
+ * end, marked `gone`), with the bars that overlap `win`.  `now` (Unix s) is where running
+ * jobs end.  Waiting jobs (not started) have no bar.
+ */
+export function buildGantt(hosts: GanttHost[], jobs: Job[], win: GanttWindow, now: number): GanttRow[] {
+  const byHost = new Map<string, Job[]>()
+  for (const job of jobs) {
+    if (job.started === null || job.started === undefined) continue
+    const key = `${job.source}/${jobHost(job)}`
+    const list = byHost.get(key)
+    if (list) list.push(job)
+    else byHost.set(key, [job])
+  }
+  const rows: GanttRow[] = []
+  const seen = new Set<string>()
+  const make = (host: GanttHost, gone: boolean): GanttRow => {
+    const placed = assignLanes(byHost.get(host.id) ?? [], now)
+    const bars: GanttBar[] = []
+    let used = 0
+    let running = 0
+    for (const p of placed) {
+      used = Math.max(used, p.lane + 1)
+      const live = p.job.state === 'running' || p.job.state === 'local'
+      if (live) running += 1
+      if (p.end < win.from || p.start > win.to) continue
+      bars.push({
+        id: p.job.id,
+        job: p.job,
+        lane: p.lane,
+        start: p.start,
+        end: p.end,
+        from: Math.max(p.start, win.from),
+        to: Math.min(p.end, win.to),
+        kind: barKind(p.job),
+        live,
+      })
+    }
+    return { host, lanes: Math.max(1, host.slots, used), bars, running, gone }
+  }
+  for (const host of hosts) {
+    seen.add(host.id)
+    rows.push(make(host, false))
+  }
+  const leftovers = [...byHost.keys()].filter((id) => !seen.has(id)).sort()
+  for (const id of leftovers) {
+    const slash = id.indexOf('/')
+    const host: GanttHost = { id, source: id.slice(0, slash), name: id.slice(slash + 1), slots: 0 }
+    const row = make(host, true)
+    if (row.bars.length > 0) rows.push(row)
+  }
+  return rows
+}
+
+/** "Nice" tick positions (Unix s) for a window: steps of 5/10/15/30 s or 1/2/5 min. */
+export function timeTicks(win: GanttWindow, maxTicks = 8): number[] {
+  const span = win.to - win.from
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600]
+  const step = steps.find((s) => span / s <= maxTicks) ?? 3600
+  const out: number[] = []
+  for (let t = Math.ceil(win.from / step) * step; t <= win.to; t += step) out.push(t)
+  return out
+}
