@@ -564,3 +564,28 @@ def test_a_job_that_runs_its_life_within_one_batch_is_put_once_in_its_last_state
     assert job.metrics["real_msec"] == 1500
     cluster.publish()
     assert len(sink.log) == 2  # published once
+
+
+def test_hosts_are_published_at_most_every_hosts_every_seconds_jobs_at_once() -> None:
+    """Guards the source's rate limit on host changes (their counters move with every
+    job): jobs go out on every publish, hosts only when due or on publish_hosts()."""
+    sink, clock = RecordingSink(), FakeClock()
+    cluster = Cluster(SOURCE, sink, clock=clock, deferred=True, hosts_every=0.1)
+    cluster.apply(MonStats(1, "Name:h1\nIP:10.0.0.1\nMaxJobs:4\n"))
+    cluster.publish()
+    assert sink.node("h1") is not None  # the first publish is due
+    cluster.apply(MonGetCS("a.c", 0, 1, 1))
+    clock.now += 0.05
+    cluster.publish()
+    assert sink.job(1).state == "waiting"  # the job at once...
+    assert sink.node("h1").metrics["requested"] == 0  # type: ignore[union-attr]
+    assert cluster.hosts_pending  # ...the host when due
+    clock.now += 0.06
+    cluster.publish()
+    assert not cluster.hosts_pending
+    assert sink.node("h1").metrics["requested"] == 1  # type: ignore[union-attr]
+    cluster.apply(MonJobBegin(1, 0, 1))
+    cluster.publish()
+    assert cluster.hosts_pending
+    cluster.publish_hosts()  # the source's timer
+    assert sink.node("h1").metrics["jobs"] == 1  # type: ignore[union-attr]

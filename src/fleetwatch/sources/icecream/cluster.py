@@ -148,6 +148,7 @@ class Cluster:
         *,
         clock: Callable[[], float] = time.time,
         deferred: bool = False,
+        hosts_every: float = 0.0,
     ) -> None:
         """``deferred``: changed hosts and jobs wait for :meth:`publish` (once per read
         batch), so a busy cluster sends a host once per batch, not once per message of
@@ -159,6 +160,8 @@ class Cluster:
         self.deferred = deferred
         self._dirty: set[str] = set()
         self._dirty_jobs: dict[int, _Job] = {}
+        self.hosts_every = hosts_every
+        self._hosts_at = float("-inf")
         self.hosts: dict[str, _Host] = {}
         """By name."""
         self.ids: dict[int, str] = {}
@@ -356,15 +359,26 @@ class Cluster:
             self._put_host(host)
 
     def publish(self) -> None:
-        """Send the hosts and jobs changed since the last call (with ``deferred``)."""
+        """Send the jobs changed since the last call, and the hosts when they are due
+        (with ``deferred``)."""
+        jobs, self._dirty_jobs = self._dirty_jobs, {}
+        for job in jobs.values():
+            self._emit_job(job)
+        if self._dirty and self.clock() - self._hosts_at >= self.hosts_every:
+            self.publish_hosts()
+
+    @property
+    def hosts_pending(self) -> bool:
+        """Changed hosts wait for :meth:`publish_hosts`."""
+        return bool(self._dirty)
+
+    def publish_hosts(self) -> None:
+        self._hosts_at = self.clock()
         dirty, self._dirty = self._dirty, set()
         for name in dirty:
             host = self.hosts.get(name)
             if host is not None:
                 self._emit_host(host)
-        jobs, self._dirty_jobs = self._dirty_jobs, {}
-        for job in jobs.values():
-            self._emit_job(job)
 
     def _put_host(self, host: _Host) -> None:
         if self.deferred:

@@ -43,6 +43,8 @@ HANDSHAKE_TIMEOUT = 60.0
 CONNECT_TIMEOUT = 10.0
 BLOCKS_EVERY = 10.0
 BLOCKS_RETRY = 2.0
+HOSTS_EVERY = 0.1
+"""Seconds between publishes of changed hosts (the hub commits every 0.1 s anyway)."""
 STATS_EVERY = 1.0
 
 ACTIONS: tuple[ActionSpec, ...] = (
@@ -118,6 +120,7 @@ class IcecreamSource(Source):
         _keepalive(writer)
         codec = Codec(max_version=MAX_VERSION, role="monitor")
         tasks: list[asyncio.Task[None]] = []
+        hosts_later: asyncio.TimerHandle | None = None
         try:
             writer.write(codec.data_to_send())
             version = await asyncio.wait_for(
@@ -128,7 +131,9 @@ class IcecreamSource(Source):
             # Ids belong to one scheduler run: start from an empty cluster.
             self.sink.sync("node", [])
             self.sink.sync("job", [])
-            self.cluster = Cluster(self.name, self.sink, deferred=True)
+            self.cluster = cluster = Cluster(
+                self.name, self.sink, deferred=True, hosts_every=HOSTS_EVERY
+            )
             self.last_ok = time.time()
             self.online(
                 version=str(version),
@@ -145,6 +150,12 @@ class IcecreamSource(Source):
                 loop.create_task(self._poll_blocks(writer)),
                 loop.create_task(self._publish_totals()),
             ]
+
+            def flush_hosts() -> None:
+                nonlocal hosts_later
+                hosts_later = None
+                cluster.publish_hosts()
+
             while True:
                 data = await reader.read(65536)
                 if self._gone:
@@ -153,8 +164,10 @@ class IcecreamSource(Source):
                 for event in codec.events():
                     if isinstance(event, Closed):
                         raise Unreachable("the scheduler closed the connection")
-                    self.cluster.apply(event)  # type: ignore[arg-type]
-                self.cluster.publish()  # the hosts and jobs this batch changed, once each
+                    cluster.apply(event)  # type: ignore[arg-type]
+                cluster.publish()  # the jobs this read changed, once each; hosts when due
+                if cluster.hosts_pending and hosts_later is None:
+                    hosts_later = loop.call_later(HOSTS_EVERY, flush_hosts)
                 self.last_ok = time.time()
         except TimeoutError:
             raise Unreachable(
@@ -163,6 +176,8 @@ class IcecreamSource(Source):
         except ConnectionError as exc:
             raise Unreachable(self._gone or f"{sched.address}: {exc}") from None
         finally:
+            if hosts_later is not None:
+                hosts_later.cancel()
             for task in tasks:
                 task.cancel()
             for task in tasks:
