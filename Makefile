@@ -17,8 +17,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
+# `npm install --no-save` from the lock, not `npm ci`: the registry here carries only this
+# platform's builds of optional native packages (rollup's), which `npm ci` takes for a lock
+# out of sync. Every version is still the lock's (and package.json pins them exactly).
 $(NODE_DEPS): frontend/package.json frontend/package-lock.json
-	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	cd frontend && npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $(NODE_DEPS)
 
 $(WEB): $(NODE_DEPS) $(WEB_SOURCES)
@@ -54,6 +57,7 @@ e2e: $(STAMP) $(WEB)
 	$(BIN)/pytest tests/e2e
 
 bench: $(STAMP) $(WEB)
+	$(BIN)/python bench/ui.py
 	$(BIN)/python bench/hub.py
 	$(BIN)/python bench/poll.py
 	$(BIN)/python bench/reconnect.py

@@ -157,6 +157,8 @@ class Hub:
         self._factories = factories if factories is not None else default_factories()
         self._runners: dict[str, SourceRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._started = False
+        """Between start() and stop(): a source added then starts at once."""
         self._subscriptions: set[Subscription] = set()
         self._flush_handle: asyncio.Handle | None = None
         self._last_flush = -math.inf  # the loop's clock may start near 0 (it is monotonic)
@@ -200,13 +202,14 @@ class Hub:
                 actions=runner.actions(),
             )
         )
-        if self._tasks or _loop_running():
+        if self._started:
             self._start_one(cfg.name)
 
     def runner(self, name: str) -> SourceRunner | None:
         return self._runners.get(name)
 
     async def start(self) -> None:
+        self._started = True
         for name in self._runners:
             if name not in self._tasks:
                 self._start_one(name)
@@ -218,6 +221,7 @@ class Hub:
         self._tasks[name] = task
 
     async def stop(self) -> None:
+        self._started = False
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
@@ -382,14 +386,6 @@ def check_params(spec: ActionSpec, params: dict[str, Any]) -> None:
         expected: type | tuple[type, ...] = {"string": str, "integer": int, "boolean": bool}[p.type]
         if not isinstance(value, expected) or (p.type == "integer" and isinstance(value, bool)):
             raise BadParams(f"parameter {p.name!r} of {spec.name!r} must be a {p.type}")
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def default_factories() -> dict[str, SourceFactory]:

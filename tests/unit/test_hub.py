@@ -670,3 +670,19 @@ def test_action_result_shape() -> None:
     assert ActionResult(True).as_dict() == {"ok": True, "error": None, "detail": None}
     failed = ActionResult.failed("nope", {"x": 1})
     assert dataclasses.astuple(failed) == (False, "nope", {"x": 1})
+
+
+async def test_a_hub_built_while_a_loop_runs_starts_its_sources_only_on_start() -> None:
+    """Guards against sources started on whatever loop runs where the hub is built (such
+    as Playwright's in the main thread): they start with start(), on start()'s loop."""
+    hub = make_hub("f1")  # built inside this test's running loop
+    hub.add_source(FakeConfig("f2"))  # type: ignore[arg-type]
+    assert not hub._tasks
+    await hub.start()
+    try:
+        assert set(hub._tasks) == {"f1", "f2"}
+        hub.add_source(FakeConfig("f3"))  # type: ignore[arg-type]
+        assert "f3" in hub._tasks  # a started hub starts a new source at once
+    finally:
+        await hub.stop()
+    assert not hub._tasks

@@ -158,7 +158,7 @@ class IcecreamCluster:
         else:
             index = int(daemon.removeprefix("remote"))
             addr = f"127.0.0.{self.first_alias + index}"
-            label = f"lo:fw{index}"
+            label = f"lo:fw{self.first_alias + index}"
             self._alias(addr, label)
             args += ["-i", label, "-p", str(free_port(addr))]
         self._spawn(daemon, args, ICECC_TEST_SOCKET=str(self.run_dir / f"socket-{daemon}"))
