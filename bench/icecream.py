@@ -15,6 +15,12 @@ MON_JOB_DONE per remote job, local jobs, periodic MON_STATS), scaled up to
 ``--hosts`` compile hosts with ``--running`` jobs in flight, encoded at protocol 43.
 
     .venv/bin/python bench/icecream.py [--hosts 500] [--running 2000] [--jobs 100000]
+                                       [--pyicemon DIR]
+
+``--pyicemon DIR`` (a checkout of pyicemon, which this project does not ship) also times
+pyicemon's bare ``messages.unpack`` on the same mix, in the same run, for a side-by-side
+ratio: this VM's speed drifts by a third from day to day. pyicemon's messages have the
+layouts of protocol 34 (its "22" is 0x22), so both decoders get that stream.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import importlib.util
 import json
 import random
 import statistics
@@ -111,22 +118,51 @@ def stream(hosts: int, running: int, jobs: int, seed: int = 1) -> list[Message]:
     return out
 
 
-def ready_codec() -> Codec:
+def ready_codec(version: int = VERSION) -> Codec:
     codec = Codec()
     codec.data_to_send()
-    codec.receive_data(VERSION.to_bytes(4, "little") * 2)
-    assert codec.next_event() == Negotiated(VERSION)
+    codec.receive_data(version.to_bytes(4, "little") * 2)
+    assert codec.next_event() == Negotiated(version)
     return codec
 
 
-def decode_rate(data: bytes, chunk: int = 65536) -> tuple[float, int]:
-    codec = ready_codec()
+def decode_rate(data: bytes, chunk: int = 65536, version: int = VERSION) -> tuple[float, int]:
+    codec = ready_codec(version)
     start = time.process_time()
     n = 0
     for i in range(0, len(data), chunk):
         codec.receive_data(data[i : i + chunk])
         n += len(codec.events())
     return n / (time.process_time() - start), n
+
+
+PYICEMON_VERSION = 34
+
+
+def side_by_side(checkout: Path, frames: list[bytes], repeat: int) -> None:
+    """pyicemon's ``messages.unpack`` (type word and body, no framing, no checks) against
+    this codec (framing and checks included) on the same protocol-34 stream."""
+    spec = importlib.util.spec_from_file_location("pyicemon_messages", checkout / "messages.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"no messages.py in {checkout}")
+    theirs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(theirs)
+    bodies = [f[4:] for f in frames]
+    data = b"".join(frames)
+
+    def pyicemon_rate() -> float:
+        start = time.process_time()
+        for body in bodies:
+            theirs.unpack(body)
+        return len(bodies) / (time.process_time() - start)
+
+    pairs = [
+        (pyicemon_rate(), decode_rate(data, version=PYICEMON_VERSION)[0]) for _ in range(repeat)
+    ]
+    them, us = max(p[0] for p in pairs), max(p[1] for p in pairs)
+    print(f"\nside by side at protocol {PYICEMON_VERSION}, same run, best of {repeat}:")
+    print(f"  pyicemon bare unpack     {them:>12,.0f} messages/s")
+    print(f"  fleetwatch, framed       {us:>12,.0f} messages/s   ratio {us / them:.2f}")
 
 
 def whole_path(data: bytes, chunk: int = 65536, commit_every: int = 5000) -> tuple[float, int, int]:
@@ -172,10 +208,12 @@ def main() -> None:
     parser.add_argument("--running", type=int, default=2000)
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--pyicemon", type=Path, help="a pyicemon checkout, for a ratio")
     args = parser.parse_args()
 
     messages = stream(args.hosts, args.running, args.jobs)
     data = b"".join(frame(m, VERSION) for m in messages)
+    old = [frame(m, PYICEMON_VERSION) for m in messages] if args.pyicemon else []
     kinds: dict[str, int] = {}
     for m in messages:
         kinds[type(m).__name__] = kinds.get(type(m).__name__, 0) + 1
@@ -195,6 +233,10 @@ def main() -> None:
         f"  {max(rates):>12,.0f} messages/s   median {statistics.median(rates):,.0f}"
         "   [target >= 900,000; pyicemon's bare decoder ~880,000]"
     )
+
+    if args.pyicemon:
+        side_by_side(args.pyicemon, old, args.repeat)
+        del old
 
     runs = [whole_path(data) for _ in range(max(1, args.repeat // 2))]
     best = max(runs, key=lambda r: r[0])

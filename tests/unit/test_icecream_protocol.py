@@ -1152,3 +1152,26 @@ def test_mutated_capture_frames_only_raise_remote_errors(name: str) -> None:
     # the mutations must have exercised both outcomes
     assert refused > len(raws)
     assert accepted > len(raws) // 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=40))
+def test_strings_are_read_up_to_the_first_nul_as_c_does(raw: bytes) -> None:
+    """Guards the fast string read (decode, then cut at the first "\\0") against the
+    definition: the bytes before the first NUL, decoded, bad bytes escaped."""
+    from fleetwatch.sources.icecream import protocol
+
+    body = struct.pack("!I", len(raw)) + raw
+    expected = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+    assert protocol._string(body, 0, len(body), "f", 0) == (expected, len(body))
+    # and the inline MON_GET_CS path of Codec.events() reads the same name
+    frame_body = struct.pack("!I", len(raw)) + raw + struct.pack("!III", 0, 7, 1)
+    data = struct.pack("!II", len(frame_body) + 4, 83) + frame_body
+    codec = Codec()
+    codec.data_to_send()
+    codec.receive_data((43).to_bytes(4, "little") * 2)
+    codec.events()
+    codec.receive_data(data)
+    (msg,) = codec.events()
+    assert isinstance(msg, MonGetCS)
+    assert msg.filename == expected

@@ -400,8 +400,10 @@ def _string(buf: bytes | bytearray, pos: int, end: int, field: str, base: int) -
     stop = pos + n
     if stop > end:
         raise _fail(f"{field}: string of {n} bytes runs past the frame's end", pos - 4 - base)
-    nul = buf.find(0, pos, stop)
-    return buf[pos : nul if nul >= 0 else stop].decode("utf-8", "surrogateescape"), stop
+    # Up to the first NUL, as C reads it. Cutting the decoded text at its first "\0" is the
+    # same (a NUL byte never belongs to a UTF-8 sequence, nor to an escaped bad byte) and
+    # costs half as much as finding the NUL in the bytes first.
+    return buf[pos:stop].decode("utf-8", "surrogateescape").partition("\0")[0], stop
 
 
 def _exact(pos: int, end: int, what: str, base: int) -> None:
@@ -814,10 +816,7 @@ class Codec:
                     if stop + 12 != end:
                         append(decoders[mtype](buf, body, end, version))  # raises the right error
                     else:
-                        nul = buf.find(0, start, stop)
-                        name = buf[start : nul if nul >= 0 else stop].decode(
-                            "utf-8", "surrogateescape"
-                        )
+                        name = buf[start:stop].decode("utf-8", "surrogateescape").partition("\0")[0]
                         append(new(MonGetCS, (name, *tail(buf, stop), (), 1, "", 0, "")))
                 elif mtype == 79 and length == 8:  # JOB_LOCAL_DONE
                     append(new(JobLocalDone, u32(buf, body)))
