@@ -46,20 +46,29 @@ export function emptyLog(): LogBuffer {
 
 // -- UTF-8 byte arithmetic -------------------------------------------------------------------
 
-/** UTF-8 length of a string in bytes (lone surrogates count as U+FFFD, 3 bytes, as TextEncoder does). */
+/**
+ * The UTF-8 size of the character at index `i` of `s` and how many UTF-16 units it takes
+ * (a surrogate pair is one 4-byte character; a lone surrogate counts as U+FFFD, 3 bytes,
+ * as TextEncoder does).
+ */
+function charAt(s: string, i: number): [bytes: number, units: number] {
+  const c = s.charCodeAt(i)
+  if (c < 0x80) return [1, 1]
+  if (c < 0x800) return [2, 1]
+  if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+    const d = s.charCodeAt(i + 1)
+    if (d >= 0xdc00 && d <= 0xdfff) return [4, 2]
+  }
+  return [3, 1]
+}
+
+/** UTF-8 length of a string in bytes. */
 export function utf8Length(s: string): number {
   let n = 0
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0x80) n += 1
-    else if (c < 0x800) n += 2
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1)
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n += 4
-        i += 1
-      } else n += 3
-    } else n += 3
+  for (let i = 0; i < s.length; ) {
+    const [bytes, units] = charAt(s, i)
+    n += bytes
+    i += units
   }
   return n
 }
@@ -72,17 +81,9 @@ export function indexAfterBytes(s: string, bytes: number): number {
   let n = 0
   let i = 0
   while (i < s.length && n < bytes) {
-    const c = s.charCodeAt(i)
-    if (c < 0x80) n += 1
-    else if (c < 0x800) n += 2
-    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1)
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n += 4
-        i += 1
-      } else n += 3
-    } else n += 3
-    i += 1
+    const [size, units] = charAt(s, i)
+    n += size
+    i += units
   }
   return i
 }
