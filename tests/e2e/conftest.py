@@ -66,9 +66,13 @@ def require_web() -> Path:
     return index
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Debian's chromium (never a downloaded one), shared by the whole session."""
+    """Debian's chromium (never a downloaded one), shared by the end-to-end tests.
+
+    Package scope, not session: Playwright's sync API keeps an asyncio loop running in
+    the main thread while it is open, which would break every async test after these.
+    """
     require_web()
     executable = require("chromium")
     with sync_playwright() as p:
@@ -283,7 +287,7 @@ class Fleet:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """Two real supervisords (the demo's programs plus one that goes FATAL when started)
     and a real hub watching them, shared by the session's tests (each test leaves the
