@@ -198,7 +198,7 @@ def apply_once(table: list[list[Process]], schedule: list[Process], batch: int) 
         flush_s=flush_s,
         encode_s=encode_s,
         deltas=len(deltas),
-        committed=sum(len(d.changes) for d in deltas),
+        committed=sum(d.size for d in deltas),
         size=size,
         ring_mb=rss_ring - rss_before,
         frames_mb=rss_mb() - rss_ring,
@@ -241,7 +241,7 @@ async def bench_apply(processes: int, changes: int, batch: int, repeat: int) -> 
         f"   ({first.deltas:,} deltas, {first.committed:,} changes committed)"
     )
     print(
-        f"  JSON of the deltas (Delta.frame):          "
+        f"  Delta.frame() after commit (cached):       "
         f"{rate([r.committed / r.encode_s for r in runs])} changes/s   "
         f"{max(r.size / r.encode_s for r in runs) / 2**20:,.0f} MB/s, "
         f"{first.size / first.committed:.0f} bytes/change"
@@ -265,19 +265,19 @@ async def bench_apply(processes: int, changes: int, batch: int, repeat: int) -> 
         f"  snapshot of {processes:,} processes (flush + snapshot + JSON): "
         f"{min(snaps) * 1000:.1f} ms, {snapshot_bytes / 2**20:.1f} MB"
     )
-    per_change_ring = first.ring_mb * 2**20 / max(1, first.committed)
-    per_change_frames = first.frames_mb * 2**20 / max(1, first.committed)
+    # Every delta but the newest is compacted to its frame when the next one commits, so
+    # what the run's deltas hold is their frames (this run keeps all of them alive).
+    per_change = (first.ring_mb + first.frames_mb) * 2**20 / max(1, first.committed)
     print(
-        f"  memory of the delta ring: {first.ring_mb:,.0f} MB for {first.committed:,} "
-        f"changes ({per_change_ring:.0f} B/change), + {first.frames_mb:,.0f} MB of "
-        f"cached frames ({per_change_frames:.0f} B/change)"
+        f"  memory of the deltas (compacted to their frames): "
+        f"{first.ring_mb + first.frames_mb:,.0f} MB for {first.committed:,} changes "
+        f"({per_change:.0f} B/change)"
     )
-    full_ring = first.ring_deltas * 1_000 * (per_change_ring + per_change_frames) / 2**30
+    ring_changes = Fleet("bench")._ring_changes_max
+    full_ring = min(first.ring_deltas * 1_000, ring_changes) * per_change / 2**20
     print(
-        f"    the default ring keeps {first.ring_deltas:,} deltas; at 10,000 changes/s in "
-        f"100 ms batches (1,000 changes each) that is {first.ring_deltas / 10:,.0f} s of "
-        f"history, about {full_ring:,.1f} GB (not counting the entities themselves, shared "
-        f"here, which a real source builds anew for each change)"
+        f"    the default ring keeps at most {first.ring_deltas:,} deltas and "
+        f"{ring_changes:,} changes: about {full_ring:,.0f} MB of history at most"
     )
 
 
