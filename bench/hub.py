@@ -315,10 +315,14 @@ class FakeSource(Source):
         self.ready.set()
         await asyncio.Event().wait()  # forever: the source stays online
 
-    async def drive(self, rate: float, seconds: float) -> tuple[int, float]:
-        """Put ``rate`` changes per second for ``seconds``; return (puts, elapsed)."""
+    async def drive(self, rate: float, seconds: float, stride: int = 1) -> tuple[int, float]:
+        """Put ``rate`` changes per second for ``seconds``; return (puts, elapsed).
+
+        Change ``k`` touches process ``(k * stride) % n`` (a ``stride`` prime to ``n``
+        still moves every process one step per lap, and spreads changes over a table).
+        """
         loop = asyncio.get_running_loop()
-        put = self.sink.put
+        put, n = self.sink.put, len(self.names.ids)
         begin = loop.time()
         done = 0
         while True:
@@ -328,7 +332,8 @@ class FakeSource(Source):
             due = int(rate * elapsed)
             now = time.time()
             while done < due:
-                put(variant(self.names, self.k, now))
+                k = self.k
+                put(variant(self.names, (k * stride) % n + k // n * n, now))
                 self.k += 1
                 done += 1
             await asyncio.sleep(TICK)
@@ -341,7 +346,11 @@ def emit(message: dict[str, Any]) -> None:
 
 
 def serve_hub(port: int, processes: int) -> None:
-    """The child process: ``build_server`` with a ``fake`` source; commands on stdin."""
+    """The child process: ``build_server`` with a ``fake`` source; commands on stdin.
+
+    Each command ``{"rate", "seconds"[, "stride"]}`` is answered with what was put and
+    committed, and the wall-clock time of every commit (``bench/ui.py`` uses it too).
+    """
     from fleetwatch.server import build_server
 
     sources: list[FakeSource] = []
@@ -361,6 +370,16 @@ def serve_hub(port: int, processes: int) -> None:
         sources={SOURCE: FakeSourceConfig(name=SOURCE)},  # type: ignore[dict-item]
     )
     server, hub = build_server(config)
+    commits: list[tuple[int, float]] = []
+    flush = hub.flush
+
+    def recording_flush() -> Delta | None:
+        delta = flush()
+        if delta is not None:
+            commits.append((delta.seq, time.time()))
+        return delta
+
+    hub.flush = recording_flush  # type: ignore[method-assign]
 
     async def main() -> None:
         serving = asyncio.ensure_future(server.serve())
@@ -370,15 +389,19 @@ def serve_hub(port: int, processes: int) -> None:
                     raise SystemExit("the hub did not start")
                 await asyncio.sleep(0.05)
             await asyncio.wait_for(sources[0].ready.wait(), 60)
-            emit({"ready": True})
+            hub.flush()
+            emit({"ready": True, "seq": hub.fleet.seq})
             while True:
                 line = await asyncio.to_thread(sys.stdin.readline)
                 if not line or line.strip() == "quit":
                     break
                 cmd = json.loads(line)
                 hub.flush()
+                commits.clear()
                 seq0 = hub.fleet.seq
-                puts, elapsed = await sources[0].drive(cmd["rate"], cmd["seconds"])
+                puts, elapsed = await sources[0].drive(
+                    cmd["rate"], cmd["seconds"], cmd.get("stride", 1)
+                )
                 await asyncio.sleep(hub.batch_interval * 2)
                 hub.flush()
                 emit(
@@ -388,6 +411,7 @@ def serve_hub(port: int, processes: int) -> None:
                         "seq0": seq0,
                         "seq1": hub.fleet.seq,
                         "subscribers": hub.subscribers,
+                        "commits": commits,
                     }
                 )
         finally:

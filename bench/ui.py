@@ -5,9 +5,10 @@ shows 10,000 processes, and how it keeps up with 1,000 changes/s.
 Targets (issue text): a fully rendered table of 10,000 processes in < 1.5 s; under 1,000
 changes/s, >= 30 frames/s and a lag behind the hub < 250 ms.
 
-The hub runs in a child process, built by ``fleetwatch.server.build_server`` exactly as
+The hub runs in a child process (``bench/hub.py --serve-hub``, the same child as the
+deliver part of ``hub.py``), built by ``fleetwatch.server.build_server`` exactly as
 ``fleetwatch serve`` builds it, on 127.0.0.1, with one **synthetic** source kind
-(``synthetic``, defined in this file: no supervisord behind it) whose source holds
+(``fake``, defined in ``bench/hub.py``: no supervisord behind it) whose source holds
 ``--processes`` processes and, on command, changes them at a steady rate (each change is
 the next step of a restart cycle STARTING → RUNNING → STOPPING → STOPPED of a process
 picked by a stride through all of them, so visible rows change as well as hidden ones).
@@ -46,7 +47,6 @@ machine's cores (2 on the reference VM), so the figures include their contention
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shutil
@@ -54,15 +54,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-SCRIPT = os.path.abspath(__file__)
-SOURCE = "synthetic"
-STATES = ("STARTING", "RUNNING", "STOPPING", "STOPPED")
-TICK = 0.005
-"""Seconds between two bursts of puts of the driver (the rate is kept over time)."""
+from hub import percentile  # bench/hub.py
+
+HUB_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hub.py")
+"""``bench/hub.py --serve-hub PORT`` is the hub child: a synthetic source, driven on command."""
 STRIDE = 7919
 """A prime: change k touches process (k * STRIDE) % n, spreading changes over the table."""
 CHROMIUM_ARGS = [
@@ -74,159 +72,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))]
-
-
-# ---------------------------------------------------------------------------- the hub (child)
-
-
-def serve_hub(port: int, processes: int) -> None:
-    """The child: ``build_server`` with the synthetic source; commands on stdin."""
-    from fleetwatch import hub as hub_module
-    from fleetwatch.config import Config, HubConfig
-    from fleetwatch.model import ActionSpec, Process
-    from fleetwatch.server import build_server
-    from fleetwatch.sources.base import ActionResult, Source, SourceSink, Target
-
-    groups = [f"group{i // 100:03d}" for i in range(processes)]
-    names = [f"worker{i:05d}" for i in range(processes)]
-
-    def process(i: int, state: str, now: float) -> Process:
-        pid = None if state == "STOPPED" else 10_000 + i
-        return Process(
-            id=f"{SOURCE}:{groups[i]}:{names[i]}",
-            source=SOURCE,
-            group=groups[i],
-            name=names[i],
-            state=state,
-            pid=pid,
-            started=now,
-            stopped=None if pid else now,
-            exitstatus=0,
-            description=f"pid {pid}, uptime 0:00:00" if pid else "Not started",
-            stdout_logfile=f"/var/log/supervisor/{names[i]}-stdout.log",
-            stderr_logfile=f"/var/log/supervisor/{names[i]}-stderr.log",
-        )
-
-    class SyntheticSource(Source):
-        """Synthetic (no supervisord): ``processes`` processes changed on command."""
-
-        kind = "synthetic"
-
-        def __init__(self, name: str, sink: SourceSink) -> None:
-            super().__init__(name, sink)
-            self.steps = [1] * processes  # every process starts RUNNING
-            self.k = 0
-            self.ready = asyncio.Event()
-
-        def actions(self) -> tuple[ActionSpec, ...]:
-            return ()
-
-        async def perform(self, target: Target, name: str, params: dict[str, Any]) -> ActionResult:
-            return ActionResult.failed("the synthetic source has no actions")
-
-        async def session(self) -> None:
-            self.online()
-            now = time.time()
-            self.sink.sync("process", [process(i, STATES[1], now) for i in range(processes)])
-            self.ready.set()
-            await asyncio.Event().wait()  # online forever
-
-        async def drive(self, rate: float, seconds: float) -> tuple[int, float]:
-            loop = asyncio.get_running_loop()
-            begin = loop.time()
-            done = 0
-            while (elapsed := loop.time() - begin) < seconds:
-                due = int(rate * elapsed)
-                now = time.time()
-                while done < due:
-                    i = (self.k * STRIDE) % processes
-                    self.steps[i] = (self.steps[i] + 1) % len(STATES)
-                    self.sink.put(process(i, STATES[self.steps[i]], now))
-                    self.k += 1
-                    done += 1
-                await asyncio.sleep(TICK)
-            return done, loop.time() - begin
-
-    sources: list[SyntheticSource] = []
-    original = hub_module.default_factories
-
-    def factories() -> dict[str, hub_module.SourceFactory]:
-        def synthetic(cfg: Any, handle: hub_module.SourceHandle) -> Source:
-            sources.append(SyntheticSource(cfg.name, handle))
-            return sources[-1]
-
-        return {**original(), "synthetic": synthetic}
-
-    @dataclass(frozen=True, kw_only=True)
-    class SyntheticConfig:
-        name: str
-        kind: str = "synthetic"
-
-    hub_module.default_factories = factories  # build_server's Hub(config) picks it up
-    config = Config(
-        path="bench",
-        hub=HubConfig(name="bench ui", listen=f"127.0.0.1:{port}"),
-        sources={SOURCE: SyntheticConfig(name=SOURCE)},  # type: ignore[dict-item]
-    )
-    server, hub = build_server(config)
-    commits: list[tuple[int, float]] = []
-    flush = hub.flush
-
-    def recording_flush() -> Any:
-        delta = flush()
-        if delta is not None:
-            commits.append((delta.seq, time.time()))
-        return delta
-
-    hub.flush = recording_flush  # type: ignore[method-assign]
-
-    async def main() -> None:
-        serving = asyncio.ensure_future(server.serve())
-        try:
-            while not server.started:
-                if serving.done():
-                    raise SystemExit("the hub did not start")
-                await asyncio.sleep(0.05)
-            await asyncio.wait_for(sources[0].ready.wait(), 60)
-            hub.flush()
-            emit({"ready": True, "seq": hub.fleet.seq})
-            while True:
-                line = await asyncio.to_thread(sys.stdin.readline)
-                if not line or line.strip() == "quit":
-                    break
-                cmd = json.loads(line)
-                hub.flush()
-                commits.clear()
-                seq0 = hub.fleet.seq
-                puts, elapsed = await sources[0].drive(cmd["rate"], cmd["seconds"])
-                await asyncio.sleep(hub.batch_interval * 2)
-                hub.flush()
-                emit(
-                    {
-                        "puts": puts,
-                        "elapsed": elapsed,
-                        "seq0": seq0,
-                        "seq1": hub.fleet.seq,
-                        "commits": commits,
-                    }
-                )
-        finally:
-            server.should_exit = True
-            await serving
-
-    asyncio.run(main())
-
-
-def emit(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
 
 
 # ---------------------------------------------------------------------------- the page
@@ -354,7 +199,7 @@ def drive(
 
     before = calibrate(page)
     page.evaluate(WATCH_LIVE)
-    stdin.write(json.dumps({"rate": rate, "seconds": seconds}) + "\n")
+    stdin.write(json.dumps({"rate": rate, "seconds": seconds, "stride": STRIDE}) + "\n")
     stdin.flush()
     result = json.loads(read_line(stdout, seconds + 120))
     page.evaluate("window.__liveBench.stop = true")
@@ -448,11 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=2.0, help="idle frame-rate window, s")
     parser.add_argument("--loads", type=int, default=3, help="page loads to time")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
-    parser.add_argument("--serve-hub", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve_hub:
-        serve_hub(args.serve_hub, args.processes)
-        return 0
 
     from playwright.sync_api import sync_playwright
 
@@ -468,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         f"source of {args.processes:,} processes; chromium {args.chromium} (headless)"
     )
     child = subprocess.Popen(
-        [sys.executable, SCRIPT, "--serve-hub", str(port), "--processes", str(args.processes)],
+        [sys.executable, HUB_SCRIPT, "--serve-hub", str(port), "--processes", str(args.processes)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
