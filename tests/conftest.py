@@ -7,8 +7,10 @@ deadline and fails with a message saying what never became true.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ import pytest
 from websockets.sync.client import ClientConnection, connect
 
 from fleetwatch.config import Config, HubConfig, SourceConfig, SupervisorSourceConfig
+from fleetwatch.demo.icecream import IcecreamCluster, icecc_available
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program, free_port, stop_all
 from fleetwatch.server import build_server
 from fleetwatch.types import Secret
@@ -39,6 +42,27 @@ def require(tool: str) -> str:
             pytest.fail(f"{message}: CI must install it (see .ci/run)")
         pytest.skip(message)
     return path
+
+
+@contextlib.contextmanager
+def icecc_cluster(**kw: Any) -> Iterator[IcecreamCluster]:
+    """A real icecream cluster on loopback (Debian's icecc; ``kw`` go to IcecreamCluster).
+
+    Skips when icecc cannot run here, except under CI=true, where it fails. Its root is
+    not pytest's tmp_path: the daemons run as user icecc, who must be able to enter it.
+    """
+    why = icecc_available()
+    if why:
+        if IN_CI:
+            pytest.fail(f"{why}: CI must provide it (see .ci/run)")
+        pytest.skip(why)
+    root = Path(tempfile.mkdtemp(prefix="fw-icecc-"))
+    os.chmod(root, 0o755)
+    try:
+        with IcecreamCluster(root, **kw) as cluster:
+            yield cluster
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def wait_for(

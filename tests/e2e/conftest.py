@@ -18,7 +18,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -406,10 +405,3 @@ def hub_process(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
     yield make
     for hub in made:
         hub.stop()
-
-
-def icecc_root() -> Path:
-    """A cluster's directory: user icecc must be able to enter it (not pytest's tmp_path)."""
-    root = Path(tempfile.mkdtemp(prefix="fw-e2e-icecc-"))
-    os.chmod(root, 0o755)
-    return root

@@ -3,7 +3,6 @@ real compiles. Needs root and icecc; skipped otherwise, except under CI=true (fa
 
 from __future__ import annotations
 
-import shutil
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,12 +11,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from fleetwatch.config import Config, HubConfig, IcecreamSourceConfig
-from fleetwatch.demo.icecream import IcecreamCluster, icecc_available
+from fleetwatch.demo.icecream import IcecreamCluster
 from fleetwatch.demo.supervisord import free_port
-from tests.conftest import IN_CI, HubServer, wait_for
+from tests.conftest import HubServer, icecc_cluster, wait_for
 from tests.e2e.conftest import (
     action_spec,
-    icecc_root,
     rows_ids,
     screenshot,
     tid,
@@ -35,18 +33,9 @@ ACTION_MS = 90_000
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[IcecreamCluster]:
-    why = icecc_available()
-    if why:
-        if IN_CI:
-            pytest.fail(f"{why}: CI must provide it (see .ci/run)")
-        pytest.skip(why)
-    root = icecc_root()
-    try:
-        # Aliases 127.0.0.61+: the demo's cluster on this machine uses 127.0.0.20+.
-        with IcecreamCluster(root, netname=NETNAME, remotes=2, first_alias=60) as c:
-            yield c
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    # Aliases 127.0.0.61+: the demo's cluster on this machine uses 127.0.0.20+.
+    with icecc_cluster(netname=NETNAME, remotes=2, first_alias=60) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

@@ -7,38 +7,23 @@ under CI=true, where a missing part fails the test.
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fleetwatch.config import IcecreamSourceConfig
-from fleetwatch.demo.icecream import IcecreamCluster, icecc_available
+from fleetwatch.demo.icecream import IcecreamCluster
 from fleetwatch.sources.icecream import discovery
-from tests.conftest import IN_CI, HubServer, wait_for
+from tests.conftest import HubServer, icecc_cluster, wait_for
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[IcecreamCluster]:
-    why = icecc_available()
-    if why:
-        if IN_CI:
-            pytest.fail(f"{why}: CI must provide it (see .ci/run)")
-        pytest.skip(why)
-    # Not pytest's tmp_path: the daemons run as user icecc, who cannot enter it.
-    root = Path(tempfile.mkdtemp(prefix="fw-icecc-"))
-    os.chmod(root, 0o755)
-    try:
-        with IcecreamCluster(root, remotes=2) as c:
-            yield c
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with icecc_cluster(remotes=2) as c:
+        yield c
 
 
 @pytest.fixture
