@@ -53,6 +53,12 @@ class HubConfig:
     """How many finished jobs are kept for timelines."""
     root_path: str = ""
     """Sub-path when served behind a reverse proxy, e.g. ``/fleet``."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names (``Host`` header, port optional) accepted besides the listen address
+    and loopback: the names a reverse proxy or operators use to reach the hub."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origins (``https://fleet.example.com``) whose pages may open the stream and
+    call the API, besides the hub's own."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +74,9 @@ class SupervisorSourceConfig:
     """Seconds per poll call; defaults to ``poll_interval`` (at least 0.5 s)."""
     action_timeout: float = 60.0
     """Seconds per action call (``startProcess`` waits for ``startsecs``)."""
+    max_answer_size: int = 64 << 20
+    """Bytes: a larger XML-RPC answer is refused and the source put in error. 64 MiB
+    holds ``getAllProcessInfo`` of about 50,000 processes."""
     agent: str | None = None
     """``host:port`` of a fleetwatch-agent push channel, instead of polling."""
     multivisor_rpc: str | None = None
@@ -381,6 +390,21 @@ def _globs(value: object) -> tuple[str, ...]:
     return tuple(patterns)
 
 
+def _strings(what: str) -> _Conv:
+    def conv(value: object) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise _Invalid(f"expected an array of {what}s, got {_type_name(value)}")
+        items: list[str] = []
+        for index, item in enumerate(value):
+            if not isinstance(item, str) or not item.strip():
+                got = "an empty string" if item == "" else _type_name(item)
+                raise _Invalid(f"expected a {what}, got {got}", (index,))
+            items.append(item.strip())
+        return tuple(items)
+
+    return conv
+
+
 def _supervisor_url(value: object) -> str:
     # The URL is never echoed: it may carry credentials.
     url = _nonempty(value)
@@ -418,6 +442,8 @@ _HUB_KEYS: dict[str, _Conv] = {
     "delta_ring": _count(1),
     "finished_jobs": _count(0),
     "root_path": _root_path,
+    "allowed_hosts": _strings("host name"),
+    "allowed_origins": _strings("origin"),
 }
 _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "kind": _string,
@@ -427,6 +453,7 @@ _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "poll_interval": _seconds,
     "timeout": _seconds,
     "action_timeout": _seconds,
+    "max_answer_size": _count(1024),
     "agent": _address,
     "multivisor_rpc": _address,
 }
