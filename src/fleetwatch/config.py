@@ -59,6 +59,9 @@ class HubConfig:
     allowed_origins: tuple[str, ...] = ()
     """Origins (``https://fleet.example.com``) whose pages may open the stream and
     call the API, besides the hub's own."""
+    multivisor_listen: str | None = None
+    """``HOST:PORT`` of a second port serving Multivisor's REST API at its root (for
+    ``multivisor-cli``, whose ``--url`` keeps no path)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +82,8 @@ class SupervisorSourceConfig:
     holds ``getAllProcessInfo`` of about 50,000 processes."""
     agent: str | None = None
     """``host:port`` of a fleetwatch-agent push channel, instead of polling."""
+    agent_token: Secret | None = None
+    """The shared token the fleetwatch-agent at ``agent`` expects."""
     multivisor_rpc: str | None = None
     """``host:port`` of a Multivisor RPC agent (what Multivisor's INI ``url`` names)."""
 
@@ -444,6 +449,7 @@ _HUB_KEYS: dict[str, _Conv] = {
     "root_path": _root_path,
     "allowed_hosts": _strings("host name"),
     "allowed_origins": _strings("origin"),
+    "multivisor_listen": _listen,
 }
 _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "kind": _string,
@@ -455,6 +461,7 @@ _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "action_timeout": _seconds,
     "max_answer_size": _count(1024),
     "agent": _address,
+    "agent_token": _nonempty_secret,
     "multivisor_rpc": _address,
 }
 _ICECREAM_KEYS: dict[str, _Conv] = {

@@ -245,13 +245,14 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
         (
             '[hub]\nname = "x"\nnmae = "y"\n',
             "fleet.toml:3: hub.nmae: unknown key (expected name, listen, batch_interval, "
-            "delta_ring, finished_jobs, root_path, allowed_hosts or allowed_origins)",
+            "delta_ring, finished_jobs, root_path, allowed_hosts, allowed_origins or "
+            "multivisor_listen)",
         ),
         (
             SV + "pol_interval = 1\n",
             "fleet.toml:4: sources.sv.pol_interval: unknown key (expected kind, url, username, "
-            "password, poll_interval, timeout, action_timeout, max_answer_size, agent "
-            "or multivisor_rpc)",
+            "password, poll_interval, timeout, action_timeout, max_answer_size, agent, "
+            "agent_token or multivisor_rpc)",
         ),
         (
             '[sources.ic]\nkind = "icecream"\nurl = "x"\n',
