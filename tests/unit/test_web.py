@@ -35,6 +35,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
+BASE = "http://127.0.0.1"
+WS = "ws://127.0.0.1"
+"""TestClient's default host, ``testserver``, is a name the Host check refuses."""
+
 SPECS = (
     ActionSpec(name="start", title="Start", targets=("process", "group", "source")),
     ActionSpec(
@@ -113,7 +117,7 @@ def hub() -> Hub:
 
 @pytest.fixture
 def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub, manage_hub=False)) as c:
+    with TestClient(create_app(hub, manage_hub=False), base_url=BASE) as c:
         yield c
 
 
@@ -410,7 +414,7 @@ def test_a_silent_new_client_gets_a_snapshot(
     client: TestClient, hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stream_module, "HELLO_WAIT", 0.01)
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         frame = ws.receive_json()
         assert frame["t"] == "snapshot"
         assert frame["seq"] == hub.fleet.seq
@@ -422,7 +426,7 @@ def test_a_silent_new_client_gets_a_snapshot(
 @pytest.mark.usefixtures("patient")
 def test_deltas_follow_the_snapshot_gap_free(client: TestClient, hub: Hub) -> None:
     replica = Replica()
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         ws.send_json({})
         assert replica.take(ws.receive_json())["t"] == "snapshot"
         on_loop(client, change(hub, proc("web", pid=20), proc("new")))
@@ -443,7 +447,7 @@ def test_deltas_follow_the_snapshot_gap_free(client: TestClient, hub: Hub) -> No
 @pytest.mark.usefixtures("patient")
 def test_notes_are_streamed(client: TestClient, hub: Hub) -> None:
     replica = Replica()
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         ws.send_json({})
         replica.take(ws.receive_json())
         on_loop(client, change(hub, proc("web", state="EXITED", exitstatus=2)))
@@ -489,7 +493,7 @@ def test_resume_with_since_in_the_url(client: TestClient, hub: Hub) -> None:
     replica = Replica()
     replica.take({"t": "snapshot", **base})
     replica.frames.clear()
-    with client.websocket_connect(f"/api/stream?since={base['seq']}") as ws:
+    with client.websocket_connect(f"{WS}/api/stream?since={base['seq']}") as ws:
         resume(client, hub, ws, replica, missed)
 
 
@@ -502,7 +506,7 @@ def test_resume_with_since_in_a_message(client: TestClient, hub: Hub) -> None:
     replica = Replica()
     replica.take({"t": "snapshot", **base})
     replica.frames.clear()
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         ws.send_json({"since": base["seq"]})
         resume(client, hub, ws, replica, missed)
 
@@ -513,7 +517,7 @@ def test_resume_when_nothing_was_missed(client: TestClient, hub: Hub) -> None:
     base = client.get("/api/fleet").json()
     replica.take({"t": "snapshot", **base})
     replica.frames.clear()
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         ws.send_json({"since": base["seq"]})
         resume(client, hub, ws, replica, [])
 
@@ -524,7 +528,7 @@ def test_resume_with_this_hubs_epoch(client: TestClient, hub: Hub) -> None:
     replica = Replica()
     replica.take({"t": "snapshot", **base})
     replica.frames.clear()
-    url = f"/api/stream?since={base['seq']}&epoch={base['epoch']}"
+    url = f"{WS}/api/stream?since={base['seq']}&epoch={base['epoch']}"
     with client.websocket_connect(url) as ws:
         resume(client, hub, ws, replica, missed)
 
@@ -540,7 +544,7 @@ def test_a_seq_from_another_hub_epoch_gets_a_snapshot(
     base = client.get("/api/fleet").json()
     history(hub, 2)
     assert hub.fleet.deltas_since(base["seq"])  # the ring could serve this seq...
-    url = "/api/stream"
+    url = f"{WS}/api/stream"
     if in_url:
         url += f"?since={base['seq']}&epoch=0123456789abcdef"
     with client.websocket_connect(url) as ws:
@@ -556,8 +560,8 @@ def test_a_since_the_ring_cannot_serve_gets_a_snapshot(since: str) -> None:
     hub = make_hub(delta_ring=2)
     history(hub, 5)
     with (
-        TestClient(create_app(hub, manage_hub=False)) as client,
-        client.websocket_connect(f"/api/stream?since={since}") as ws,
+        TestClient(create_app(hub, manage_hub=False), base_url=BASE) as client,
+        client.websocket_connect(f"{WS}/api/stream?since={since}") as ws,
     ):
         frame = ws.receive_json()
         assert frame["t"] == "snapshot"
@@ -566,7 +570,7 @@ def test_a_since_the_ring_cannot_serve_gets_a_snapshot(since: str) -> None:
 
 @pytest.mark.usefixtures("patient")
 def test_ping_pong(client: TestClient) -> None:
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         ws.send_json({})
         assert ws.receive_json()["t"] == "snapshot"
         ws.send_json({"ping": 7})
@@ -582,8 +586,8 @@ def test_a_slow_client_gets_a_fresh_snapshot() -> None:
     hub.max_backlog = 2
     replica = Replica()
     with (
-        TestClient(create_app(hub, manage_hub=False)) as client,
-        client.websocket_connect("/api/stream") as ws,
+        TestClient(create_app(hub, manage_hub=False), base_url=BASE) as client,
+        client.websocket_connect(f"{WS}/api/stream") as ws,
     ):
         ws.send_json({})
         replica.take(ws.receive_json())
@@ -624,11 +628,11 @@ class SlowSocket:
         self.arrived.set()
         await asyncio.sleep(0)
 
-    async def receive_text(self) -> str:
+    async def receive(self) -> dict[str, Any]:
         item = await self.inbox.get()
         if item is None:
-            raise WebSocketDisconnect(1000)
-        return item
+            return {"type": "websocket.disconnect", "code": 1000}
+        return {"type": "websocket.receive", "text": item}
 
 
 @pytest.mark.anyio
