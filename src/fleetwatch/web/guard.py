@@ -177,7 +177,9 @@ class Guard:
 
     def check(self, scope: Scope) -> Refusal | None:
         headers = _headers(scope)
-        hosts = [headers[b"host"]] if b"host" in headers else []
+        hosts = [  # every Host: a server that lets two through must not check only one
+            v.decode("latin-1") for k, v in scope.get("headers", ()) if k.lower() == b"host"
+        ]
         forwarded = headers.get(b"x-forwarded-host")
         if forwarded:
             hosts.append(forwarded.split(",")[0].strip())
