@@ -17,7 +17,6 @@ import anyio
 import orjson
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
-from starlette.websockets import WebSocketDisconnect
 
 from fleetwatch.config import Config, HubConfig
 from fleetwatch.errors import SourceError
@@ -224,6 +223,64 @@ def test_unknown_api_paths_are_404_json(client: TestClient, method: str, path: s
     assert r.json() == {"error": f"no API endpoint {path}"}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/api/fleet", "GET"),
+        ("DELETE", "/api/processes/f1:g:web", "GET"),
+        ("PATCH", "/api/processes/f1:g:web/log", "GET"),
+        ("TRACE", "/api/health", "GET"),
+        ("OPTIONS", "/api/sources", "GET"),
+        ("GET", "/api/actions", "POST"),
+        ("PUT", "/api/actions", "POST"),
+    ],
+)
+def test_a_wrong_method_is_405_with_allow_issue8(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    r = client.request(method, path)
+    assert r.status_code == 405
+    assert r.headers["allow"] == allow
+    assert r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": f"{method} is not allowed on {path}: use {allow}"}
+
+
+def test_the_openapi_names_what_is_sent_and_nothing_else_issue8(client: TestClient) -> None:
+    schema = client.get("/api/openapi.json").json()
+    responses = {
+        f"{method.upper()} {path}": set(op["responses"])
+        for path, ops in schema["paths"].items()
+        for method, op in ops.items()
+    }
+    assert not [op for op, codes in responses.items() if "422" in codes]  # never sent
+    assert not [op for op, codes in responses.items() if "421" not in codes]  # the Host check
+    assert responses["POST /api/actions"] == {"200", "400", "403", "404", "409", "421"}
+    assert responses["GET /api/processes/{id}/log"] == {"200", "400", "404", "409", "421", "502"}
+    assert responses["GET /api/nodes/{id}"] == {"200", "404", "421"}
+    assert responses["GET /api/notifications"] == {"200", "400", "421"}
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    refused = schema["components"]["schemas"]["RefusedOut"]
+    assert set(refused["required"]) == {"error", "refused", "setting"}
+
+
+def test_the_actions_body_says_which_params_each_action_needs_issue8(client: TestClient) -> None:
+    """``signal`` without ``params`` is answered 400: the schema says it is invalid."""
+    schema = client.get("/api/openapi.json").json()
+    body = schema["paths"]["/api/actions"]["post"]["requestBody"]["content"]["application/json"]
+    branches = {b["properties"]["name"].get("const", "*"): b for b in body["schema"]["anyOf"]}
+    assert set(branches) == {"start", "signal", "*"}
+    signal = branches["signal"]
+    assert "params" in signal["required"]
+    assert signal["properties"]["params"]["required"] == ["signal"]
+    assert signal["properties"]["params"]["properties"] == {
+        "signal": {"type": "string"},
+        "count": {"type": "integer", "default": 1},
+    }
+    assert signal["properties"]["params"]["additionalProperties"] is False
+    assert "params" not in branches["start"]["required"]
+    assert branches["*"]["properties"]["name"]["not"] == {"enum": ["signal", "start"]}
+
+
 def test_health_and_notifications(client: TestClient, hub: Hub) -> None:
     health = client.get("/api/health").json()
     assert health["status"] == "ok"
@@ -324,6 +381,8 @@ def test_refused_actions(
     "content",
     [
         b"{not json",
+        b"\xff\xfe{}",  # not UTF-8 (issue 8)
+        b"\x00",
         b"",
         b"[]",
         b'{"target": {"kind": "process"}, "name": "start"}',
