@@ -97,7 +97,7 @@ def _is_loopback(host: str) -> bool:
 
 @functools.cache
 def _own_names() -> frozenset[str]:
-    """This machine's host name and FQDN (looked up once, on first need)."""
+    """This machine's host name and FQDN (looked up once, before serving)."""
     names = {socket.gethostname()}
     with contextlib.suppress(OSError):  # a resolver failure leaves the bare name
         names.add(socket.getfqdn())
@@ -126,6 +126,8 @@ class Guard:
     ) -> None:
         self.listen_host = listen_host.strip("[]").lower().rstrip(".")
         self.beyond_loopback = not _is_loopback(self.listen_host)
+        self.own_names = _own_names() if self.beyond_loopback else frozenset()
+        """Looked up now: a resolver's delay must not fall on a request."""
         self.allowed_hosts: list[tuple[str, int | None]] = []
         for pattern in allowed_hosts:
             parsed = split_host(pattern)
@@ -142,7 +144,7 @@ class Guard:
         for pattern, pattern_port in self.allowed_hosts:
             if fnmatch.fnmatchcase(host, pattern) and pattern_port in (None, port):
                 return True
-        return self.beyond_loopback and host in _own_names()
+        return host in self.own_names
 
     def check_host(self, value: str) -> Refusal | None:
         parsed = split_host(value)
