@@ -10,7 +10,7 @@ The rules, checked before any route runs:
   when the hub listens beyond loopback, or an entry of ``[hub] allowed_hosts`` (glob
   patterns such as ``*.example.com``, with an optional ``:PORT``; ``*`` allows any). An
   ``X-Forwarded-Host`` (set by reverse proxies) must pass the same rule. Refused: 421
-  with ``{"error", "refused", "setting"}``.
+  with ``{"error", "refused", "setting"}`` (a WebSocket handshake: 403, see below).
 * **No Host at all** (HTTP/1.0) is accepted: browsers always send one, and rebinding
   needs a browser.
 * **Origin.** A WebSocket handshake, and a ``POST``/``PUT``/``PATCH``/``DELETE``, whose
@@ -19,6 +19,8 @@ The rules, checked before any route runs:
   proxy serves ``https://`` pages of a hub that speaks ``http``), or it matches an entry
   of ``[hub] allowed_origins`` (globs allowed). Refused: 403. Clients that send no
   ``Origin`` (the CLI, the TUI, scripts) are not browsers and are let through.
+* A refused WebSocket is closed before it is accepted: the server answers the handshake
+  with a bare 403, whichever rule refused it.
 
 On ``/api/actions`` a refusal has the action result shape ``{"ok": false, "error",
 "detail"}`` (``detail`` holds ``refused`` and ``setting``). Each refusal logs one line.
@@ -259,26 +261,19 @@ class GuardMiddleware:
             client[0],
             refusal.error,
         )
-        body = orjson.dumps(refusal.body(path.endswith("/api/actions")))
-        headers = [(b"content-type", b"application/json")]
         if scope["type"] == "http":
-            headers.append((b"content-length", str(len(body)).encode()))
+            body = orjson.dumps(refusal.body(path.endswith("/api/actions")))
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
             await send(
                 {"type": "http.response.start", "status": refusal.status, "headers": headers}
             )
             await send({"type": "http.response.body", "body": body})
             return
-        # A WebSocket is refused before it is accepted: an HTTP answer to the handshake
-        # where the server can send one, else a close (which servers answer with 403).
+        # A WebSocket is refused before it is accepted: a close, which servers answer with
+        # a bare 403. (uvicorn's websockets-sansio takes a JSON "websocket.http.response"
+        # too, but then logs an error line of its own; a browser never shows that body.)
         await receive()  # websocket.connect
-        if "websocket.http.response" in scope.get("extensions", {}):
-            await send(
-                {
-                    "type": "websocket.http.response.start",
-                    "status": refusal.status,
-                    "headers": headers,
-                }
-            )
-            await send({"type": "websocket.http.response.body", "body": body})
-        else:
-            await send({"type": "websocket.close", "code": 1008, "reason": refusal.error[:120]})
+        await send({"type": "websocket.close", "code": 1008})
