@@ -63,7 +63,11 @@ def build_server(
             host,
         )
     hub = Hub(config)
-    app = create_app(hub, root_path=root_path if root_path is not None else config.hub.root_path)
+    app = create_app(
+        hub,
+        root_path=root_path if root_path is not None else config.hub.root_path,
+        listen=listen or config.hub.listen,  # the Host check accepts its host
+    )
     server = Server(
         uvicorn.Config(
             app,

@@ -6,6 +6,12 @@ prefix (nginx's ``location /fleet/ { proxy_pass http://hub/; }``) or keeping it 
 Traefik does without a strip-prefix middleware). The page loaded at ``/fleet/`` must
 fetch ``/fleet/api/...``, open ``ws://.../fleet/api/stream``, show the processes, and its
 actions must work.
+
+Like real proxies it forwards the browser's ``Origin`` (HTTP and WebSocket) and says
+which host the browser asked for, so the hub's Origin check (issue 8) can recognise its
+own page: the nginx-like mode rewrites ``Host`` to the upstream's and sets
+``X-Forwarded-Host`` (``proxy_set_header X-Forwarded-Host $host;``), the Traefik-like
+mode passes ``Host`` through and sets ``X-Forwarded-Host`` too, as Traefik does.
 """
 
 from __future__ import annotations
@@ -97,6 +103,9 @@ class Proxy:
             return Response(f"not under {PREFIX}/\n", status_code=404)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["x-forwarded-prefix"] = PREFIX
+        headers["x-forwarded-host"] = request.headers["host"]
+        if not self.strip:
+            headers["host"] = request.headers["host"]  # Traefik's passHostHeader
         async with httpx.AsyncClient(timeout=90) as client:
             upstream = await client.request(
                 request.method,
@@ -116,7 +125,12 @@ class Proxy:
             await client.close(code=4404)
             return
         query = f"?{client.url.query}" if client.url.query else ""
-        async with connect(f"ws://{self.upstream}{target}{query}", max_size=None) as upstream:
+        async with connect(
+            f"ws://{self.upstream}{target}{query}",
+            max_size=None,
+            origin=client.headers.get("origin"),  # type: ignore[arg-type]
+            additional_headers={"X-Forwarded-Host": client.headers["host"]},
+        ) as upstream:
             await client.accept()
 
             async def down() -> None:
@@ -237,6 +251,21 @@ def test_the_page_works_under_a_sub_path(
     wait_for(lambda: state_of(sv, api) == "RUNNING", 20, "api RUNNING again")
     expect(row).to_have_attribute("data-state", "RUNNING")
     screenshot(page, f"root-path-{'strip' if proxy.strip else 'keep'}")
+
+
+def test_a_foreign_page_cannot_act_through_the_proxy_issue8(proxy: Proxy) -> None:
+    """The proxy forwards the Origin: the hub refuses another site's page behind it too."""
+    body = {"target": {"kind": "process", "id": "delta:api:api"}, "name": "stop"}
+    r = httpx.post(proxy.url + "api/actions", json=body, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    assert r.json()["ok"] is False
+    assert r.json()["detail"] == {
+        "refused": "http://evil.example",
+        "setting": "[hub] allowed_origins",
+    }
+    r = httpx.get(proxy.url + "api/fleet", headers={"Host": "evil.example"})
+    assert r.status_code == 421  # a rebound name, forwarded by the proxy, is refused
+    assert r.json()["refused"] == "evil.example"
 
 
 def test_the_proxy_refuses_what_is_not_under_the_prefix(proxy: Proxy) -> None:

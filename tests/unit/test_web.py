@@ -17,7 +17,6 @@ import anyio
 import orjson
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
-from starlette.websockets import WebSocketDisconnect
 
 from fleetwatch.config import Config, HubConfig
 from fleetwatch.errors import SourceError
@@ -34,6 +33,10 @@ with warnings.catch_warnings():
     # TestClient works the same over httpx.
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
+
+BASE = "http://127.0.0.1"
+WS = "ws://127.0.0.1"
+"""TestClient's default host, ``testserver``, is a name the Host check refuses."""
 
 SPECS = (
     ActionSpec(name="start", title="Start", targets=("process", "group", "source")),
@@ -113,7 +116,7 @@ def hub() -> Hub:
 
 @pytest.fixture
 def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub, manage_hub=False)) as c:
+    with TestClient(create_app(hub, manage_hub=False), base_url=BASE) as c:
         yield c
 
 
@@ -220,6 +223,64 @@ def test_unknown_api_paths_are_404_json(client: TestClient, method: str, path: s
     assert r.json() == {"error": f"no API endpoint {path}"}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/api/fleet", "GET"),
+        ("DELETE", "/api/processes/f1:g:web", "GET"),
+        ("PATCH", "/api/processes/f1:g:web/log", "GET"),
+        ("TRACE", "/api/health", "GET"),
+        ("OPTIONS", "/api/sources", "GET"),
+        ("GET", "/api/actions", "POST"),
+        ("PUT", "/api/actions", "POST"),
+    ],
+)
+def test_a_wrong_method_is_405_with_allow_issue8(
+    client: TestClient, method: str, path: str, allow: str
+) -> None:
+    r = client.request(method, path)
+    assert r.status_code == 405
+    assert r.headers["allow"] == allow
+    assert r.headers["content-type"] == "application/json"
+    assert r.json() == {"error": f"{method} is not allowed on {path}: use {allow}"}
+
+
+def test_the_openapi_names_what_is_sent_and_nothing_else_issue8(client: TestClient) -> None:
+    schema = client.get("/api/openapi.json").json()
+    responses = {
+        f"{method.upper()} {path}": set(op["responses"])
+        for path, ops in schema["paths"].items()
+        for method, op in ops.items()
+    }
+    assert not [op for op, codes in responses.items() if "422" in codes]  # never sent
+    assert not [op for op, codes in responses.items() if "421" not in codes]  # the Host check
+    assert responses["POST /api/actions"] == {"200", "400", "403", "404", "409", "421"}
+    assert responses["GET /api/processes/{id}/log"] == {"200", "400", "404", "409", "421", "502"}
+    assert responses["GET /api/nodes/{id}"] == {"200", "404", "421"}
+    assert responses["GET /api/notifications"] == {"200", "400", "421"}
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    refused = schema["components"]["schemas"]["RefusedOut"]
+    assert set(refused["required"]) == {"error", "refused", "setting"}
+
+
+def test_the_actions_body_says_which_params_each_action_needs_issue8(client: TestClient) -> None:
+    """``signal`` without ``params`` is answered 400: the schema says it is invalid."""
+    schema = client.get("/api/openapi.json").json()
+    body = schema["paths"]["/api/actions"]["post"]["requestBody"]["content"]["application/json"]
+    branches = {b["properties"]["name"].get("const", "*"): b for b in body["schema"]["anyOf"]}
+    assert set(branches) == {"start", "signal", "*"}
+    signal = branches["signal"]
+    assert "params" in signal["required"]
+    assert signal["properties"]["params"]["required"] == ["signal"]
+    assert signal["properties"]["params"]["properties"] == {
+        "signal": {"type": "string"},
+        "count": {"type": "integer", "default": 1},
+    }
+    assert signal["properties"]["params"]["additionalProperties"] is False
+    assert "params" not in branches["start"]["required"]
+    assert branches["*"]["properties"]["name"]["not"] == {"enum": ["signal", "start"]}
+
+
 def test_health_and_notifications(client: TestClient, hub: Hub) -> None:
     health = client.get("/api/health").json()
     assert health["status"] == "ok"
@@ -320,6 +381,8 @@ def test_refused_actions(
     "content",
     [
         b"{not json",
+        b"\xff\xfe{}",  # not UTF-8 (issue 8)
+        b"\x00",
         b"",
         b"[]",
         b'{"target": {"kind": "process"}, "name": "start"}',
@@ -410,7 +473,7 @@ def test_a_silent_new_client_gets_a_snapshot(
     client: TestClient, hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(stream_module, "HELLO_WAIT", 0.01)
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         frame = ws.receive_json()
         assert frame["t"] == "snapshot"
         assert frame["seq"] == hub.fleet.seq
@@ -422,7 +485,7 @@ def test_a_silent_new_client_gets_a_snapshot(
 @pytest.mark.usefixtures("patient")
 def test_deltas_follow_the_snapshot_gap_free(client: TestClient, hub: Hub) -> None:
     replica = Replica()
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         ws.send_json({})
         assert replica.take(ws.receive_json())["t"] == "snapshot"
         on_loop(client, change(hub, proc("web", pid=20), proc("new")))
@@ -443,7 +506,7 @@ def test_deltas_follow_the_snapshot_gap_free(client: TestClient, hub: Hub) -> No
 @pytest.mark.usefixtures("patient")
 def test_notes_are_streamed(client: TestClient, hub: Hub) -> None:
     replica = Replica()
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         ws.send_json({})
         replica.take(ws.receive_json())
         on_loop(client, change(hub, proc("web", state="EXITED", exitstatus=2)))
@@ -489,7 +552,7 @@ def test_resume_with_since_in_the_url(client: TestClient, hub: Hub) -> None:
     replica = Replica()
     replica.take({"t": "snapshot", **base})
     replica.frames.clear()
-    with client.websocket_connect(f"/api/stream?since={base['seq']}") as ws:
+    with client.websocket_connect(f"{WS}/api/stream?since={base['seq']}") as ws:
         resume(client, hub, ws, replica, missed)
 
 
@@ -502,7 +565,7 @@ def test_resume_with_since_in_a_message(client: TestClient, hub: Hub) -> None:
     replica = Replica()
     replica.take({"t": "snapshot", **base})
     replica.frames.clear()
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         ws.send_json({"since": base["seq"]})
         resume(client, hub, ws, replica, missed)
 
@@ -513,7 +576,7 @@ def test_resume_when_nothing_was_missed(client: TestClient, hub: Hub) -> None:
     base = client.get("/api/fleet").json()
     replica.take({"t": "snapshot", **base})
     replica.frames.clear()
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         ws.send_json({"since": base["seq"]})
         resume(client, hub, ws, replica, [])
 
@@ -524,7 +587,7 @@ def test_resume_with_this_hubs_epoch(client: TestClient, hub: Hub) -> None:
     replica = Replica()
     replica.take({"t": "snapshot", **base})
     replica.frames.clear()
-    url = f"/api/stream?since={base['seq']}&epoch={base['epoch']}"
+    url = f"{WS}/api/stream?since={base['seq']}&epoch={base['epoch']}"
     with client.websocket_connect(url) as ws:
         resume(client, hub, ws, replica, missed)
 
@@ -540,7 +603,7 @@ def test_a_seq_from_another_hub_epoch_gets_a_snapshot(
     base = client.get("/api/fleet").json()
     history(hub, 2)
     assert hub.fleet.deltas_since(base["seq"])  # the ring could serve this seq...
-    url = "/api/stream"
+    url = f"{WS}/api/stream"
     if in_url:
         url += f"?since={base['seq']}&epoch=0123456789abcdef"
     with client.websocket_connect(url) as ws:
@@ -556,8 +619,8 @@ def test_a_since_the_ring_cannot_serve_gets_a_snapshot(since: str) -> None:
     hub = make_hub(delta_ring=2)
     history(hub, 5)
     with (
-        TestClient(create_app(hub, manage_hub=False)) as client,
-        client.websocket_connect(f"/api/stream?since={since}") as ws,
+        TestClient(create_app(hub, manage_hub=False), base_url=BASE) as client,
+        client.websocket_connect(f"{WS}/api/stream?since={since}") as ws,
     ):
         frame = ws.receive_json()
         assert frame["t"] == "snapshot"
@@ -566,7 +629,7 @@ def test_a_since_the_ring_cannot_serve_gets_a_snapshot(since: str) -> None:
 
 @pytest.mark.usefixtures("patient")
 def test_ping_pong(client: TestClient) -> None:
-    with client.websocket_connect("/api/stream") as ws:
+    with client.websocket_connect(f"{WS}/api/stream") as ws:
         ws.send_json({})
         assert ws.receive_json()["t"] == "snapshot"
         ws.send_json({"ping": 7})
@@ -582,8 +645,8 @@ def test_a_slow_client_gets_a_fresh_snapshot() -> None:
     hub.max_backlog = 2
     replica = Replica()
     with (
-        TestClient(create_app(hub, manage_hub=False)) as client,
-        client.websocket_connect("/api/stream") as ws,
+        TestClient(create_app(hub, manage_hub=False), base_url=BASE) as client,
+        client.websocket_connect(f"{WS}/api/stream") as ws,
     ):
         ws.send_json({})
         replica.take(ws.receive_json())
@@ -624,11 +687,11 @@ class SlowSocket:
         self.arrived.set()
         await asyncio.sleep(0)
 
-    async def receive_text(self) -> str:
+    async def receive(self) -> dict[str, Any]:
         item = await self.inbox.get()
         if item is None:
-            raise WebSocketDisconnect(1000)
-        return item
+            return {"type": "websocket.disconnect", "code": 1000}
+        return {"type": "websocket.receive", "text": item}
 
 
 @pytest.mark.anyio

@@ -2,7 +2,19 @@
 
 Every error is JSON: ``{"error": TEXT}`` (and, for actions, the action result
 shape ``{"ok": false, "error": TEXT, "detail": null}``) with a 4xx status for bad
-requests, or 502 when the watched system failed to answer.
+requests, or 502 when the watched system failed to answer. The OpenAPI description
+(``/api/openapi.json``) names every status an operation answers, with its model:
+
+* 400 a malformed query or body (validation errors are 400, never 422);
+* 404 an unknown id or API path; 405 (with ``Allow``) a known path with a wrong method;
+* 409 an action the target does not have, a log a process cannot give;
+* 502 the watched system failed to answer;
+* 421 a ``Host`` the hub does not answer to, 403 a foreign ``Origin`` on a POST
+  (:mod:`fleetwatch.web.guard`).
+
+The body of ``POST /api/actions`` is described per action this hub's sources offer
+(``name`` and the ``params`` it needs), so a body valid by the schema is one the hub
+takes: an unknown name is still valid (409), a known one with the wrong params is not.
 """
 
 from __future__ import annotations
@@ -18,17 +30,22 @@ from typing import Any, Literal
 
 from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.staticfiles import StaticFiles
 
 from fleetwatch import __version__, filters
+from fleetwatch.config import parse_listen
 from fleetwatch.errors import ActionError, SourceError, UnknownTarget
 from fleetwatch.hub import Hub
-from fleetwatch.model import Kind, dumps
+from fleetwatch.model import ActionSpec, Kind, dumps
 from fleetwatch.sources.base import Target
 from fleetwatch.sources.supervisor import SupervisorSource
+from fleetwatch.web.guard import Guard, GuardMiddleware
 from fleetwatch.web.stream import serve_stream
 
 __all__ = ["create_app"]
@@ -71,6 +88,32 @@ class ActionOut(BaseModel):
     detail: Any = None
 
 
+class ErrorOut(BaseModel):
+    error: str
+
+
+class RefusedOut(BaseModel):
+    """A request refused by the Host or Origin check (fleetwatch.web.guard)."""
+
+    error: str
+    refused: str
+    """The Host or Origin that was refused."""
+    setting: str
+    """The config key that would allow it: ``[hub] allowed_hosts`` or ``allowed_origins``."""
+
+
+_HOST_REFUSED = "the Host is not one this hub answers to (see [hub] allowed_hosts)"
+_ORIGIN_REFUSED = "the Origin is not this hub's page (see [hub] allowed_origins)"
+_GUARDED: dict[int | str, dict[str, Any]] = {
+    421: {"model": RefusedOut, "description": _HOST_REFUSED}
+}
+_API_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"]
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"model": ErrorOut, "description": description}
+
+
 def static_dir() -> Path:
     """The built web app: the package's ``static/``, or ``$FLEETWATCH_WEB_DIR`` when set
     (a build elsewhere, for front-end work beside a running hub)."""
@@ -80,8 +123,14 @@ def static_dir() -> Path:
     return Path(str(resources.files("fleetwatch.web") / "static"))
 
 
-def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> FastAPI:
-    """The API around ``hub``. With ``manage_hub`` the app starts and stops the hub."""
+def create_app(
+    hub: Hub, *, manage_hub: bool = True, root_path: str = "", listen: str | None = None
+) -> FastAPI:
+    """The API around ``hub``. With ``manage_hub`` the app starts and stops the hub.
+
+    ``listen`` is the address the server listens on (default: the config's); its host
+    is one the Host check accepts.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,6 +152,18 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
         root_path=root_path,
     )
     app.state.hub = hub
+    listen_host = parse_listen(listen or hub.config.hub.listen)[0]
+    guard = Guard(listen_host, hub.config.hub.allowed_hosts, hub.config.hub.allowed_origins)
+    app.add_middleware(GuardMiddleware, guard=guard)
+
+    def openapi() -> dict[str, Any]:
+        # Not cached: sources may be added at run time, and with them actions.
+        schema = get_openapi(
+            title=app.title, version=app.version, routes=app.routes, servers=app.servers
+        )
+        return _honest_schema(schema, hub)
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -116,17 +177,21 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        # e.g. a body FastAPI cannot read at all (not UTF-8): 400 "error parsing the body"
+        if request.url.path.endswith("/api/actions"):
+            body: dict[str, Any] = {"ok": False, "error": str(exc.detail), "detail": None}
+            return JSONResponse(body, exc.status_code, headers=exc.headers)
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(SourceError)
     async def upstream_error(request: Request, exc: SourceError) -> JSONResponse:
         return _error(502, str(exc) or type(exc).__name__)
 
-    @app.get("/api/fleet", summary="Snapshot of the whole fleet")
+    @app.get("/api/fleet", summary="Snapshot of the whole fleet", responses=_GUARDED)
     def fleet() -> Response:
         return JSONBytes(dumps(hub.snapshot().as_dict()))
 
-    @app.get("/api/health", summary="Liveness and a summary of the sources")
+    @app.get("/api/health", summary="Liveness and a summary of the sources", responses=_GUARDED)
     def health() -> dict[str, Any]:
         statuses: dict[str, int] = {}
         for s in hub.fleet.all("source"):
@@ -141,7 +206,11 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
             "subscribers": hub.subscribers,
         }
 
-    @app.get("/api/notifications", summary="Recent notifications, oldest first")
+    @app.get(
+        "/api/notifications",
+        summary="Recent notifications, oldest first",
+        responses={400: _err("limit out of range"), **_GUARDED},
+    )
     def notifications(limit: int = Query(100, ge=1, le=10_000)) -> Response:
         notes = list(hub.notes)[-limit:]
         return JSONBytes(dumps([n.frame() for n in notes]))
@@ -150,7 +219,16 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
         "/api/actions",
         response_model=ActionOut,
         summary="Run an action",
-        responses={400: {"model": ActionOut}, 404: {"model": ActionOut}, 409: {"model": ActionOut}},
+        responses={
+            400: {
+                "model": ActionOut,
+                "description": "a malformed body (not JSON, not UTF-8, not the schema)",
+            },
+            403: {"model": ActionOut, "description": _ORIGIN_REFUSED},
+            404: {"model": ActionOut, "description": "no such target"},
+            409: {"model": ActionOut, "description": "the target has no such action"},
+            421: {"model": ActionOut, "description": _HOST_REFUSED},
+        },
     )
     async def actions(body: ActionIn, request: Request) -> JSONResponse:
         target = Target(body.target.kind, body.target.id)
@@ -162,7 +240,17 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
             )
         return JSONResponse(result.as_dict())
 
-    @app.get("/api/processes/{id}/log", summary="A window of a process's stdout or stderr log")
+    @app.get(
+        "/api/processes/{id}/log",
+        summary="A window of a process's stdout or stderr log",
+        responses={
+            400: _err("a malformed channel, offset or length"),
+            404: _err("no such process, or supervisord has no such log"),
+            409: _err("the process's source has no readable logs"),
+            502: _err("supervisord failed to answer"),
+            **_GUARDED,
+        },
+    )
     async def process_log(
         id: str,
         channel: Literal["stdout", "stderr"] = "stdout",
@@ -182,7 +270,12 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
         return JSONBytes(dumps(chunk.as_dict()))
 
     def list_route(plural: str, kind: Kind) -> None:
-        @app.get(f"/api/{plural}", summary=f"The {plural}, filtered with ?q=", name=plural)
+        @app.get(
+            f"/api/{plural}",
+            summary=f"The {plural}, filtered with ?q=",
+            name=plural,
+            responses=_GUARDED,
+        )
         def listing(
             q: str = Query("", description="filter, e.g. state:running group:web"),
         ) -> Response:
@@ -193,7 +286,12 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
                 rows = [r for r in rows if f.matches(_as_mapping(r))]
             return JSONBytes(dumps(rows), headers={"X-Fleet-Seq": str(items.seq)})
 
-        @app.get(f"/api/{plural}/{{id:path}}", summary=f"One of the {plural}", name=kind)
+        @app.get(
+            f"/api/{plural}/{{id:path}}",
+            summary=f"One of the {plural}",
+            name=kind,
+            responses={404: _err(f"no such {kind}"), **_GUARDED},
+        )
         def one(id: str) -> Response:
             item = hub.fleet.get(kind, id)
             if item is None:
@@ -209,10 +307,18 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
 
     @app.api_route(
         "/api/{rest:path}",
-        methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+        methods=_API_METHODS,
         include_in_schema=False,  # one operation id per method would clash in the schema
     )
-    def api_not_found(rest: str) -> JSONResponse:
+    def api_not_found(rest: str, request: Request) -> JSONResponse:
+        allowed = _methods_for(app, request)
+        if allowed:
+            text = f"{request.method} is not allowed on /api/{rest}: use {', '.join(allowed)}"
+            return JSONResponse(
+                {"error": text},
+                405,
+                headers={"Allow": ", ".join(allowed)},
+            )
         return _error(404, f"no API endpoint /api/{rest}")
 
     static = static_dir()
@@ -234,6 +340,92 @@ _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>fleetwatch</title>
 (<code>npm ci && npm run build</code> in <code>frontend/</code>); the API is at
 <a href="api/docs">api/docs</a>.</p>
 """
+
+
+def _methods_for(app: FastAPI, request: Request) -> list[str]:
+    """The methods the API's own routes take on this request's path (for 405 + Allow)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if not isinstance(route, APIRoute) or route.path == "/api/{rest:path}":
+            continue
+        match, _ = route.matches(request.scope)
+        if match in (Match.FULL, Match.PARTIAL) and route.methods:
+            methods |= route.methods
+    order = {m: i for i, m in enumerate(_API_METHODS)}
+    return sorted(methods, key=lambda m: order.get(m, len(order)))
+
+
+def _honest_schema(schema: dict[str, Any], hub: Hub) -> dict[str, Any]:
+    """FastAPI's schema, less the 422 it documents but never sends (validation errors are
+    answered 400), and with the actions body described per action."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    post = schema.get("paths", {}).get("/api/actions", {}).get("post")
+    if post is not None:
+        content = post["requestBody"]["content"]["application/json"]
+        content["schema"] = _actions_body(hub)
+    return schema
+
+
+def _actions_body(hub: Hub) -> dict[str, Any]:
+    """``ActionIn`` as JSON Schema, one branch per action this hub's sources offer."""
+    specs: dict[str, list[ActionSpec]] = {}
+    for name in hub.config.sources:
+        runner = hub.runner(name)
+        for spec in runner.actions() if runner is not None else ():
+            known = specs.setdefault(spec.name, [])
+            if all(s.params != spec.params for s in known):
+                known.append(spec)
+    target = {"$ref": "#/components/schemas/TargetIn"}
+    branches: list[dict[str, Any]] = []
+    for name in sorted(specs):
+        for spec in specs[name]:
+            properties: dict[str, Any] = {}
+            required: list[str] = []
+            for p in spec.params:
+                prop: dict[str, Any] = {"type": p.type}
+                if p.title:
+                    prop["title"] = p.title
+                if p.choices:
+                    prop["examples"] = list(p.choices)
+                if p.default is not None:
+                    prop["default"] = p.default
+                elif p.required:
+                    required.append(p.name)
+                properties[p.name] = prop
+            params: dict[str, Any] = {
+                "type": "object",
+                "properties": properties,
+                "additionalProperties": False,
+            }
+            if required:
+                params["required"] = required
+            branches.append(
+                {
+                    "type": "object",
+                    "title": f"{name} action",
+                    "properties": {"target": target, "name": {"const": name}, "params": params},
+                    "required": ["target", "name", "params"] if required else ["target", "name"],
+                    "additionalProperties": False,
+                }
+            )
+    other: dict[str, Any] = {"type": "string", "minLength": 1}
+    if specs:
+        other["not"] = {"enum": sorted(specs)}
+    branches.append(
+        {
+            "type": "object",
+            "title": "an action no source here offers (answered 409)",
+            "properties": {"target": target, "name": other, "params": {"type": "object"}},
+            "required": ["target", "name"],
+            "additionalProperties": False,
+        }
+    )
+    return {"title": "ActionIn", "anyOf": branches}
 
 
 def _as_mapping(entity: Any) -> dict[str, Any]:

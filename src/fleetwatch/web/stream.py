@@ -16,6 +16,8 @@ Protocol (text frames of JSON):
   previous delta's ``seq``. A client that falls too far behind is sent a fresh
   snapshot instead of the deltas it missed.
 * The client may send ``{"ping": X}`` at any time; the server answers ``{"t": "pong", "ping": X}``.
+* A binary frame is not part of the protocol: the server closes with 1003 (unsupported
+  data) and logs one line.
 """
 
 from __future__ import annotations
@@ -32,11 +34,17 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from fleetwatch.hub import Hub, Subscription
 from fleetwatch.model import Delta, Snapshot, dumps
 
-__all__ = ["HELLO_WAIT", "StreamState", "serve_stream"]
+__all__ = ["HELLO_WAIT", "UNSUPPORTED_DATA", "BinaryFrame", "StreamState", "serve_stream"]
 
 log = logging.getLogger(__name__)
 
 HELLO_WAIT = 0.25
+UNSUPPORTED_DATA = 1003
+"""The close code for a binary frame (RFC 6455 7.4.1)."""
+
+
+class BinaryFrame(Exception):
+    """The client sent a binary frame; the protocol is text frames only."""
 
 
 class StreamState(enum.Enum):
@@ -61,12 +69,23 @@ class _Stream:
     async def send(self, frame: bytes) -> None:
         await self.ws.send_text(frame.decode("utf-8"))
 
+    async def receive_text(self) -> str:
+        """The next text frame; WebSocketDisconnect when the client left, BinaryFrame
+        for a binary one (starlette's ``receive_text`` raises KeyError on those)."""
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        text = message.get("text")
+        if text is None:
+            raise BinaryFrame
+        return str(text)
+
     async def hello(self) -> int | None:
         params = self.ws.query_params
         if "since" in params:
             return self._resume(params.get("since"), params.get("epoch"))
         try:
-            text = await asyncio.wait_for(self.ws.receive_text(), HELLO_WAIT)
+            text = await asyncio.wait_for(self.receive_text(), HELLO_WAIT)
         except TimeoutError:
             return None
         try:
@@ -120,7 +139,7 @@ class _Stream:
 
     async def listen(self) -> None:
         while True:
-            msg = await self.ws.receive_text()
+            msg = await self.receive_text()
             try:
                 data: Any = orjson.loads(msg)
             except orjson.JSONDecodeError:
@@ -158,6 +177,11 @@ async def serve_stream(ws: WebSocket, hub: Hub) -> None:
             exc = task.exception()
             if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
                 raise exc
+    except BinaryFrame:
+        client = ws.client.host if ws.client else "?"
+        log.warning("stream client %s sent a binary frame: closing with 1003", client)
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await ws.close(UNSUPPORTED_DATA, "binary frames are not supported")
     except (WebSocketDisconnect, RuntimeError):
         pass  # the client went away (RuntimeError: sent after close)
     finally:
