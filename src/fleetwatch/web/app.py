@@ -29,6 +29,7 @@ from fleetwatch.hub import Hub
 from fleetwatch.model import Kind, dumps
 from fleetwatch.sources.base import Target
 from fleetwatch.sources.supervisor import SupervisorSource
+from fleetwatch.web.multivisor import multivisor_app
 from fleetwatch.web.stream import serve_stream
 
 __all__ = ["create_app"]
@@ -206,6 +207,10 @@ def create_app(hub: Hub, *, manage_hub: bool = True, root_path: str = "") -> Fas
     @app.websocket("/api/stream")
     async def stream(ws: WebSocket) -> None:
         await serve_stream(ws, hub)
+
+    # Multivisor's API for its CLI and scripts (web/multivisor.py; not in this OpenAPI schema).
+    app.state.multivisor = multivisor_app(hub)  # also served alone by server.py's second port
+    app.mount("/multivisor", app.state.multivisor, name="multivisor")
 
     @app.api_route(
         "/api/{rest:path}",
