@@ -531,6 +531,11 @@ def test_supervisor_actions(supervisors: Supervisors, hub_server: HubServers) ->
         # An action on a supervisor that is down fails honestly.
         r = httpx.post(f"{url}/api/supervisor/reread", data={"supervisor": "sv2"}, timeout=30)
         assert r.status_code == 502, r.text
+        r = httpx.post(f"{url}/api/process/stop", data={"uid": "sv2:web:web"}, timeout=30)
+        assert r.status_code == 502, r.text  # a known process, its supervisor down
+        assert httpx.get(f"{url}/api/data").json()["supervisors"]["sv2"]["processes"] == {}
+        r = httpx.get(f"{url}/api/process/info/sv2:web:web")
+        assert r.status_code == 503, r.text
     finally:
         stream.close()
 

@@ -228,7 +228,7 @@ class _StreamState:
         events: list[tuple[str, Any]] = []
         by_source: dict[str, set[str]] = {}
         for uid in uids:
-            by_source.setdefault(uid.split(":", 1)[0], set()).add(uid)
+            by_source.setdefault(self._source_of(uid), set()).add(uid)
         for name in sorted(sources | set(by_source)):
             source = self.view.source(name)
             if source is None:
@@ -254,6 +254,21 @@ class _StreamState:
                 events += self._state_notes([payload])
                 self.procs[uid] = payload
         return events
+
+    def _source_of(self, uid: str) -> str:
+        p = self.view.hub.fleet.get("process", uid)
+        if p is not None:
+            return p.source
+        known = self.procs.get(uid)
+        return str(known["supervisor"]) if known else uid.split(":", 1)[0]
+
+    def everything(self) -> tuple[set[str], set[str]]:
+        """Every supervisor and process, now and as last told (to start again after a resync)."""
+        sources = {s.name for s in self.view.sources()} | set(self.headers)
+        uids = set(self.procs)
+        for s in self.view.sources():
+            uids |= self.view.hub.fleet.ids_of_source("process", s.id)
+        return sources, uids
 
     def _state_notes(self, payloads: Iterable[dict[str, Any]]) -> list[tuple[str, Any]]:
         notes = []
@@ -373,7 +388,14 @@ class MultivisorAPI:
         patterns = _listed(form, "uid")
         if not patterns:
             return _error(400, "form field 'uid' (uid patterns, comma separated) is required")
-        uids = filter_patterns(self.view.uids(), patterns)
+        # Matched against every known process, those of a supervisor that is down too:
+        # acting on them then fails with a 502 that says so, rather than "no such process".
+        known = (
+            uid
+            for s in self.view.sources()
+            for uid in self.hub.fleet.ids_of_source("process", s.id)
+        )
+        uids = filter_patterns(sorted(known), patterns)
         if not uids:
             return _error(404, f"no process matches {','.join(patterns)!r}")
         results = await asyncio.gather(*(self._act(Target("process", u), name) for u in uids))
@@ -466,9 +488,9 @@ class MultivisorAPI:
                     continue
                 sources: set[str] = set()
                 uids: set[str] = set()
-                if sub.resync:
+                if sub.resync:  # fell behind: compare everything instead
                     sub.take_resync()
-                    sources = {s.name for s in self.view.sources()} | set(state.headers)
+                    sources, uids = state.everything()
                 notes: list[tuple[str, Any]] = []
                 for item in items:
                     if isinstance(item, Delta):
