@@ -501,6 +501,9 @@ def test_a_failed_action_is_not_ok(supervisors: Supervisors, hub_server: HubServ
         ok = httpx.post(f"{url}/api/process/stop", data={"uid": "sv1:web:web"})
         assert (ok.status_code, ok.text) == (200, "OK")
         assert state(sv, "web")[0] == "STOPPED"
+        # answered once the model has caught up: read your own write
+        data = httpx.get(f"{url}/api/data").json()
+        assert data["supervisors"]["sv1"]["processes"]["sv1:web:web"]["statename"] == "STOPPED"
     finally:
         stream.close()
 

@@ -31,7 +31,8 @@ what supervisord said (Multivisor: 200 "OK" and, at best, a notification later),
 ``config/file`` is written from the parsed configuration, so it holds no credentials.
 Every error is JSON ``{"error": TEXT}``. Success of an action is still the plain ``OK``
 Multivisor's clients expect, and failures are also sent to stream clients as
-notifications, as Multivisor does.
+notifications, as Multivisor does. An action answers once the poller has read
+supervisord again, so a ``GET api/data`` right after it shows what it did.
 
 As in Multivisor, a supervisor that is not online has ``running: false``, null details
 and no processes. The stream says ``supervisor_changed`` (with the whole supervisor)
@@ -383,6 +384,10 @@ class MultivisorAPI:
 
     # -- acting --------------------------------------------------------------------
 
+    def _source_of(self, uid: str) -> str:
+        p = self.hub.fleet.get("process", uid)
+        return p.source if p is not None else uid.split(":", 1)[0]
+
     async def process_action(self, request: Request, name: str) -> Response:
         form = await _form(request)
         patterns = _listed(form, "uid")
@@ -399,6 +404,7 @@ class MultivisorAPI:
         if not uids:
             return _error(404, f"no process matches {','.join(patterns)!r}")
         results = await asyncio.gather(*(self._act(Target("process", u), name) for u in uids))
+        await self.refresh({self._source_of(u) for u in uids})  # answer with the model caught up
         failed = {u: r for u, r in zip(uids, results, strict=True) if not r[0].ok}
         for uid, (result, _) in failed.items():
             verb = "stop" if name == "stop" else "restart"
@@ -416,6 +422,7 @@ class MultivisorAPI:
         if unknown:
             return _error(404, f"no supervisor {', '.join(map(repr, unknown))}")
         results = await asyncio.gather(*(self._on_supervisor(n, action) for n in names))
+        await self.refresh(names)
         return self._answer(dict(zip(names, results, strict=True)))
 
     async def _on_supervisor(self, name: str, action: str) -> tuple[ActionResult, int]:
@@ -569,13 +576,20 @@ async def _tail(
 
 
 async def _polled(runner: SupervisorSource) -> None:
-    """Poke the poller and wait until it has answered again, for at most one poll timeout."""
-    before = runner.last_ok
-    runner.poke()
-    deadline = time.monotonic() + runner.poll_timeout + runner.interval
-    # The source has no "polled" event to wait on (yet): watch the time of its last answer.
-    while runner.last_ok == before and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.005)
+    """Make the poller read supervisord again, from now on; wait (bounded) until it has.
+
+    Two rounds: a poll already in flight when this is called may have read the state
+    before what the caller just did; the second poll starts after the first answered.
+    """
+    for _ in range(2):
+        before = runner.last_ok
+        runner.poke()
+        deadline = time.monotonic() + runner.poll_timeout + runner.interval
+        # The source has no "polled" event to wait on (yet): watch its last answer's time.
+        while runner.last_ok == before and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+        if runner.last_ok == before:
+            return  # it did not answer in time: the model stays as it is
 
 
 async def _form(request: Request) -> dict[str, list[str]]:
