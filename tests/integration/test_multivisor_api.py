@@ -628,3 +628,11 @@ def test_patterns_match_as_in_multivisor(patterns: list[str]) -> None:
         ]
     ]
     assert set(filter_patterns(uids, patterns)) == multivisor_filter_patterns(uids, patterns)
+
+
+def test_multivisor_cli_keeps_no_path_of_its_url() -> None:
+    """Why the API has a port of its own: the CLI's --url goes through this, path dropped."""
+    from multivisor.util import sanitize_url
+
+    kept = sanitize_url("http://hub.example:22000/multivisor", protocol="http", port=22000)
+    assert kept["url"] == "http://hub.example:22000"
