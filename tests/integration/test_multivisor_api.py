@@ -4,7 +4,7 @@ The CLI is the one from PyPI (``multivisor[cli]``, pinned in ``requirements-mvcl
 installed by ``make mvcli`` into a venv of its own (``.mvcli``; ``$MULTIVISOR_CLI`` names
 another). It is an interactive prompt-toolkit program, so it runs in a pseudo-terminal,
 against real supervisord instances watched by a real hub. The shapes are compared with
-the answers recorded from a real Multivisor (``../shared/labs/supervisor/samples/``).
+the answers recorded from a real Multivisor (``tests/vectors/multivisor/``).
 """
 
 from __future__ import annotations
@@ -39,14 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def samples_dir() -> Path:
-    """The recorded Multivisor answers (shared/ beside the checkout, as CI lays it)."""
-    samples = ROOT.parent / "shared" / "labs" / "supervisor" / "samples"
-    if (samples / "api_data.json").is_file():
-        return samples
-    message = "the recorded Multivisor samples (shared/labs/supervisor/samples) are missing"
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    """Answers recorded from a real Multivisor 7.1.0 (see the folder's README)."""
+    return ROOT / "tests" / "vectors" / "multivisor"
 
 
 def multivisor_cli() -> str:
