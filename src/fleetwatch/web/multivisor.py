@@ -238,18 +238,21 @@ class _StreamState:
                         self.procs.pop(uid, None)
                     del self.headers[name]
                 continue
-            supervisor = self.view.supervisor(source)
-            header = {k: v for k, v in supervisor.items() if k != "processes"}
-            new: dict[str, dict[str, Any]] = supervisor["processes"]
-            if header != self.headers.get(name) or frozenset(new) != self.members.get(name):
-                events += self._state_notes(new.values())
+            host = self.view.host(source)
+            processes = {p.id: p for p in self.view.processes(source)}
+            header = self.view.header(source, host)
+            if header != self.headers.get(name) or frozenset(processes) != self.members.get(name):
+                supervisor = self.view.supervisor(source)
+                events += self._state_notes(supervisor["processes"].values())
                 self._remember(name, supervisor)
                 events.append(("supervisor_changed", supervisor))
                 continue
             for uid in sorted(by_source.get(name, ())):
-                payload = new.get(uid)
                 old = self.procs.get(uid)
-                if payload is None or old is None or _same(payload, old):
+                if uid not in processes or old is None:
+                    continue
+                payload = self.view.process(processes[uid], source, host)
+                if _same(payload, old):
                     continue
                 events.append(("process_changed", payload))
                 events += self._state_notes([payload])
