@@ -375,11 +375,12 @@ def test_stream_events_arrive_on_a_real_change(
     recorded = sse_frames((samples / "api_stream.sse.txt").read_text())
     recorded_by_event = {f["event"]: f for f in recorded}
     sv = supervisors("sv1")
-    _, url = mv_hub(hub_server, sv)
+    hub, url = mv_hub(hub_server, sv)
     wait_for(lambda: state(sv, "web")[0] == "RUNNING")
     stream = SSE(f"{url}/api/stream")
     try:
         assert stream.status == 200
+        assert hub.hub.subscribers == 1
         sv.call("supervisor.stopProcess", "web")  # behind the hub's back, straight to supervisord
 
         def stopped() -> bool:
@@ -414,6 +415,8 @@ def test_stream_events_arrive_on_a_real_change(
         assert gone["processes"] == {}
     finally:
         stream.close()
+    # The client went away: its subscription goes too.
+    wait_for(lambda: hub.hub.subscribers == 0, what="the stream's subscription closed")
 
 
 def test_log_tail_sends_every_line_once(supervisors: Supervisors, hub_server: HubServers) -> None:
