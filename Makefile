@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration e2e bench clean serve web web-test
+.PHONY: demo test lint typecheck unit integration e2e bench clean serve web web-test mvcli
 
 # The web app: npm packages from frontend/package-lock.json, built into the package.
 WEB := src/fleetwatch/web/static/index.html
@@ -16,6 +16,19 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
+
+# The real multivisor-cli (PyPI multivisor[cli], pinned) for the Multivisor API tests, in a
+# venv of its own: its extra pulls maya, pendulum, gevent and requests, which fleetwatch
+# does not depend on. tests/integration/test_multivisor_api.py finds it at .mvcli/bin.
+MVCLI := .mvcli
+MVCLI_STAMP := $(MVCLI)/.installed
+
+$(MVCLI_STAMP): requirements-mvcli.lock
+	test -x $(MVCLI)/bin/python || $(PYTHON) -m venv $(MVCLI)
+	$(MVCLI)/bin/pip install --quiet --disable-pip-version-check -r requirements-mvcli.lock
+	touch $(MVCLI_STAMP)
+
+mvcli: $(MVCLI_STAMP)
 
 # `npm install --no-save` from the lock, not `npm ci`: the registry here carries only this
 # platform's builds of optional native packages (rollup's), which `npm ci` takes for a lock
@@ -34,7 +47,7 @@ demo: $(STAMP) $(WEB)
 	$(BIN)/fleetwatch demo
 
 ## test: lint, format check, strict type checks, the web app's unit tests, then every test
-test: lint typecheck web-test $(WEB)
+test: lint typecheck web-test $(WEB) $(MVCLI_STAMP)
 	$(BIN)/pytest
 
 web-test: $(NODE_DEPS)
@@ -50,7 +63,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(MVCLI_STAMP)
 	$(BIN)/pytest tests/integration
 
 e2e: $(STAMP) $(WEB)
@@ -64,4 +77,4 @@ bench: $(STAMP) $(WEB)
 	$(BIN)/python bench/icecream.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist frontend/node_modules src/fleetwatch/web/static
+	rm -rf $(VENV) $(MVCLI) .mypy_cache .pytest_cache .ruff_cache build dist frontend/node_modules src/fleetwatch/web/static

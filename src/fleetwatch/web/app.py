@@ -46,6 +46,7 @@ from fleetwatch.model import ActionSpec, Kind, dumps
 from fleetwatch.sources.base import Target
 from fleetwatch.sources.supervisor import SupervisorSource
 from fleetwatch.web.guard import Guard, GuardMiddleware
+from fleetwatch.web.multivisor import multivisor_app
 from fleetwatch.web.stream import serve_stream
 
 __all__ = ["create_app"]
@@ -304,6 +305,10 @@ def create_app(
     @app.websocket("/api/stream")
     async def stream(ws: WebSocket) -> None:
         await serve_stream(ws, hub)
+
+    # Multivisor's API for its CLI and scripts (web/multivisor.py; not in this OpenAPI schema).
+    app.state.multivisor = multivisor_app(hub)  # also served alone by server.py's second port
+    app.mount("/multivisor", app.state.multivisor, name="multivisor")
 
     @app.api_route(
         "/api/{rest:path}",
