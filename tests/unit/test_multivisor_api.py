@@ -140,7 +140,7 @@ def test_process_payload_is_multivisors(hub: Hub) -> None:
 
 @pytest.fixture
 def client(hub: Hub) -> Iterator[TestClient]:
-    with TestClient(create_app(hub, manage_hub=False)) as c:
+    with TestClient(create_app(hub, manage_hub=False), base_url="http://127.0.0.1") as c:
         yield c
 
 
@@ -179,7 +179,7 @@ def test_config_file_holds_no_credentials(hub: Hub) -> None:
     )
     hub.fleet.put(dataclasses.replace(_source(hub), url="http://127.0.0.1:9001"))
     hub.flush()
-    with TestClient(create_app(hub, manage_hub=False)) as c:
+    with TestClient(create_app(hub, manage_hub=False), base_url="http://127.0.0.1") as c:
         content = c.get("/multivisor/api/config/file").json()["content"]
     assert content == "[global]\nname=ACME\n\n[supervisor:sv1]\nurl=http://127.0.0.1:9001\n"
 
