@@ -43,10 +43,11 @@ from fleetwatch.sources.supervisor.protocol import (
     GroupResult,
     ProcessInfo,
     ProcessStates,
+    ResponseDecoder,
+    Signature,
     SupervisorStates,
     decode_multicall,
-    decode_response,
-    without_volatile,
+    member_pieces,
 )
 from fleetwatch.sources.supervisor.zerorpc import MultivisorAgentClient
 
@@ -77,6 +78,12 @@ ACTIONS: tuple[ActionSpec, ...] = (
 
 #: Bytes a log read may be moved by to land on a UTF-8 character boundary (T15).
 _UTF8_SLACK = 3
+
+#: Bytes of an answer decoded (or signed) between two yields to the event loop: a
+#: few ms of work, so a 20 MB answer of 20,000 processes never stalls the hub (#8).
+_SLICE = 1 << 15
+#: Processes validated or turned into entities between two yields.
+_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +123,7 @@ class SupervisorSource(Source):
                 username=config.username,
                 password=config.password,
                 timeout=config.action_timeout,
+                max_answer_size=config.max_answer_size,
                 transport=transport,
             )
             self.host, self.address = _host_of(config.url)
@@ -133,7 +141,7 @@ class SupervisorSource(Source):
         self.last_ok: float | None = None
         self._poke = asyncio.Event()
         self._last_poll: bytes | None = None
-        """The last poll's answer without its volatile members (to skip unchanged ones)."""
+        """The signature of the last poll's answer (to skip decoding unchanged ones)."""
         self._labels: dict[str, str] = {}
 
     @property
@@ -151,19 +159,21 @@ class SupervisorSource(Source):
         self._last_poll = None
         if isinstance(self.client, MultivisorAgentClient):
             self.client.reset()  # a fresh socket per session (the host may have rebooted)
-        results = await self.client.multicall(
-            [
-                ("supervisor.getSupervisorVersion", ()),
-                ("supervisor.getIdentification", ()),
-                ("supervisor.getPID", ()),
-                ("supervisor.getAPIVersion", ()),
-                ("supervisor.getState", ()),
-                ("supervisor.getAllProcessInfo", ()),
-            ],
-            timeout=self.poll_timeout,
-        )
+        calls: list[tuple[str, tuple[()]]] = [
+            ("supervisor.getSupervisorVersion", ()),
+            ("supervisor.getIdentification", ()),
+            ("supervisor.getPID", ()),
+            ("supervisor.getAPIVersion", ()),
+            ("supervisor.getState", ()),
+            ("supervisor.getAllProcessInfo", ()),
+        ]
+        if isinstance(self.client, XmlRpcClient):
+            body = await self.client.multicall_body(calls, timeout=self.poll_timeout)
+            results = decode_multicall(await _decode(body), len(calls))
+        else:
+            results = await self.client.multicall(calls, timeout=self.poll_timeout)
         version, ident, pid, api, state, infos = (_ok(r) for r in results)
-        processes = ProcessInfo.list_from(infos)
+        processes = await _process_infos(infos)
         now = time.time()
         offset = math.floor(now - processes[0].now) if processes else 0
         self._labels = {"identification": str(ident), "supervisor_version": str(version)}
@@ -179,7 +189,7 @@ class SupervisorSource(Source):
                 "clock_offset": offset,
             },
         )
-        self._publish(processes)
+        await self._publish_batched(processes)
         follower = (
             asyncio.get_running_loop().create_task(self._follow(self.client))
             if isinstance(self.client, MultivisorAgentClient)
@@ -200,12 +210,8 @@ class SupervisorSource(Source):
                 follower.result()  # the event stream failed: end the session with its error
             calls = [("supervisor.getState", ()), ("supervisor.getAllProcessInfo", ())]
             if isinstance(self.client, XmlRpcClient):
-                body = await self.client.multicall_body(calls, timeout=self.poll_timeout)
-                self.last_ok = time.time()
-                signature = without_volatile(body)
-                if signature == self._last_poll:
-                    continue  # nothing changed: skip decoding, most of a poll's cost
-                results = decode_multicall(decode_response(body), len(calls))
+                await self._poll_xmlrpc(self.client, calls)
+                continue
             else:
                 results = await self.client.multicall(calls, timeout=self.poll_timeout)
                 signature = None
@@ -214,6 +220,22 @@ class SupervisorSource(Source):
             self.last_ok = time.time()
             self._publish(ProcessInfo.list_from(infos))
             self._last_poll = signature
+
+    async def _poll_xmlrpc(self, client: XmlRpcClient, calls: list[tuple[str, tuple[()]]]) -> None:
+        # The call's deadline ends with the answer's last byte: decoding it, in slices
+        # between which the hub goes on, is not the daemon's time (issue #8).
+        body = await client.multicall_body(calls, timeout=self.poll_timeout)
+        self.last_ok = time.time()
+        signature = await _signature(body)
+        if signature == self._last_poll:
+            return  # nothing changed: skip decoding, most of a poll's cost
+        results = decode_multicall(await _decode(body), len(calls))
+        del body
+        state, infos = (_ok(r) for r in results)
+        self._check_state(state)
+        self.last_ok = time.time()
+        await self._publish_batched(await _process_infos(infos))
+        self._last_poll = signature
 
     async def _wait_tick(self) -> None:
         # Not asyncio.wait_for: before Python 3.12 it swallows a cancellation that
@@ -250,7 +272,18 @@ class SupervisorSource(Source):
             raise Unreachable(f"supervisord is {state.get('statename', '?').lower()}")
 
     def _publish(self, infos: list[ProcessInfo]) -> None:
-        processes = [self._process(info) for info in infos]
+        self._commit([self._process(info) for info in infos])
+
+    async def _publish_batched(self, infos: list[ProcessInfo]) -> None:
+        """:meth:`_publish`, yielding to the event loop between batches of processes."""
+        processes: list[Process] = []
+        for i in range(0, len(infos), _BATCH):
+            processes.extend(self._process(info) for info in infos[i : i + _BATCH])
+            if len(infos) > _BATCH:
+                await asyncio.sleep(0)
+        self._commit(processes)
+
+    def _commit(self, processes: list[Process]) -> None:
         self.sink.sync("process", processes)
         running = sum(p.state == "RUNNING" for p in processes)
         self._put_node("online", {"processes": len(processes), "running": running})
@@ -487,6 +520,39 @@ class SupervisorSource(Source):
                     raise
                 return LogChunk(str(text), s, e, size, reset)
         raise SourceError(f"could not read {channel} of {ns} at [{start}, {end}) as UTF-8")
+
+
+async def _signature(body: bytes) -> bytes:
+    """The :class:`Signature` of an answer, computed a slice at a time."""
+    signature = Signature()
+    for piece in member_pieces(body, _SLICE):
+        signature.update(piece)
+        if len(body) > _SLICE:
+            await asyncio.sleep(0)
+    return signature.digest()
+
+
+async def _decode(body: bytes) -> Any:
+    """``decode_response(body)``, a slice at a time."""
+    decoder = ResponseDecoder()
+    view = memoryview(body)
+    for start in range(0, len(body), _SLICE):
+        decoder.feed(view[start : start + _SLICE])
+        if len(body) > _SLICE:
+            await asyncio.sleep(0)
+    return decoder.close()
+
+
+async def _process_infos(value: Any) -> list[ProcessInfo]:
+    """``ProcessInfo.list_from(value)``, a batch at a time."""
+    if not isinstance(value, list):
+        return ProcessInfo.list_from(value)  # raises, naming what came
+    out: list[ProcessInfo] = []
+    for start in range(0, len(value), _BATCH):
+        out.extend(ProcessInfo.list_from(value[start : start + _BATCH]))
+        if len(value) > _BATCH:
+            await asyncio.sleep(0)
+    return out
 
 
 def _ok(result: Any) -> Any:
