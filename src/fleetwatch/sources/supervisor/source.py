@@ -3,10 +3,13 @@
 No software runs on the watched host. Each session reads identity and the whole
 process table in one ``system.multicall``, then polls ``getState`` +
 ``getAllProcessInfo`` every ``poll_interval`` seconds, one call in flight, each
-with a timeout of at most one interval, so a daemon that stops answering is
-offline within two intervals. Every poll is a full read, so groups added or
-removed at runtime appear and disappear on the next poll, and the model
-converges after every reconnect. An action wakes the poller at once.
+with a deadline for the whole call (answer included) of at most one interval, so
+a daemon that stops answering, or drips its answer, is offline within two
+intervals. A big answer (20,000 processes) is decoded in steps between which the
+event loop runs, and only the processes that changed since the last poll. Every
+poll is a full read, so groups added or removed at runtime appear and disappear
+on the next poll, and the model converges after every reconnect. An action wakes
+the poller at once.
 
 Model mapping: the supervisord is the source and its host one node
 (``SOURCE/HOST``); each program is a process ``SOURCE:GROUP:NAME``.
