@@ -238,7 +238,7 @@ def test_an_oversized_answer_is_an_error_issue8_huge_answer(
     )
     said = " (Content-Length 268435456)" if not chunked else ""
     assert source["error"] == (
-        f"the answer exceeded 1048576 bytes{said}: not read; "
+        f"the answer exceeded 1048576 bytes{said}; "
         "raise max_answer_size in the source's config to accept it"
     )
     assert peer.closed.wait(10), "the hub did not close the connection"

@@ -55,7 +55,7 @@ class AnswerTooLarge(RemoteProtocolError):
         self.size = size
         said = f" (Content-Length {size})" if size is not None else ""
         super().__init__(
-            f"the answer exceeded {limit} bytes{said}: not read; "
+            f"the answer exceeded {limit} bytes{said}; "
             "raise max_answer_size in the source's config to accept it"
         )
 
