@@ -274,7 +274,9 @@ class StandIn:
     order, encoded by ``xmlrpc.client.dumps(..., methodresponse=True)`` like
     ``supervisor.xmlrpc.xmlrpc_marshal``, with Content-Length. ``now`` is the clock and a
     RUNNING process's description is "pid N, uptime H:MM:SS", both moving every second;
-    ``changes`` processes a second stop or start. Any other call is answered with a fault.
+    ``changes`` processes a second stop or start. Each answer is built once a second and
+    served to every request in that second (a daemon that answers at once). Any other
+    call is answered with a fault.
     """
 
     def __init__(self, programs: int, changes: int) -> None:
@@ -374,8 +376,19 @@ class StandIn:
             [head, b"<value><array><data>\n", *structs, b"</data></array></value>\n", tail]
         )
 
+    def cached(self, methods: list[str]) -> bytes:
+        """The answer of this second (built once a second: a fast daemon, not a slow one)."""
+        now = int(time.time())
+        with self.lock:
+            self.step(now)
+            key = (now, tuple(methods))
+            if self._cache[0] != key:
+                self._cache = (key, self.answer(methods, now))
+            return self._cache[1]
+
     def serve(self, port: int) -> None:
         standin = self
+        self._cache: tuple[Any, bytes] = (None, b"")
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -384,10 +397,7 @@ class StandIn:
                 request = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 (calls,), method = xmlrpc.client.loads(request)
                 names = [c["methodName"] for c in calls] if method == "system.multicall" else []
-                now = int(time.time())
-                with standin.lock:
-                    standin.step(now)
-                    body = standin.answer(names, now)
+                body = standin.cached(names)
                 self.send_response(200)
                 self.send_header("Content-Type", "text/xml")
                 self.send_header("Content-Length", str(len(body)))
@@ -620,7 +630,12 @@ def measure_big(
         health = get_json(f"{base}/api/health", timeout=30)
         latencies.append(time.monotonic() - t)
         if health["sources"].get("online", 0) != sources:
-            not_online.append(f"{time.time() - wall0:.1f}s {health['sources']}")
+            errors = {
+                f"{s['id']}: {s['status']} ({s['error']})"
+                for s in get_json(f"{base}/api/sources", timeout=30)
+                if s["status"] != "online"
+            }
+            not_online.append(f"{time.time() - wall0:.1f}s {sorted(errors)}")
         if len(latencies) % 10 == 0:
             rss.append(proc.memory_info().rss / 2**20)
         time.sleep(max(0.0, 0.05 - (time.monotonic() - t)))
