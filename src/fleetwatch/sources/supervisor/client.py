@@ -155,9 +155,9 @@ class XmlRpcClient:
 
     async def _exchange(self, body: bytes, limit: float) -> bytes:
         cap = self.max_answer_size
-        async with self._http.stream(
-            "POST", self.endpoint, content=body, timeout=limit
-        ) as response:
+        request = self._http.build_request("POST", self.endpoint, content=body, timeout=limit)
+        response = await self._http.send(request, stream=True)
+        try:
             if response.status_code != 200:
                 length = response.headers.get("content-length", "")
                 if length.isdigit() and int(length) <= 1 << 16:
@@ -174,9 +174,11 @@ class XmlRpcClient:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > cap:
-                    raise AnswerTooLarge(cap)  # leaving the block closes the connection
+                    raise AnswerTooLarge(cap)  # closing an unread response drops the connection
                 chunks.append(chunk)
             return b"".join(chunks)
+        finally:
+            await response.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()
