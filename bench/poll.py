@@ -153,7 +153,7 @@ def detection_latency(base: str, instances: list[Supervisord], samples: int) -> 
         sv.call("supervisor.stopProcess", program, True)
         stopped = time.monotonic()
         while time.monotonic() - stopped < 30:
-            if get_json(f"{base}/api/processes/{pid_id}")["state"] == "STOPPED":
+            if get_json(f"{base}/api/processes/{pid_id}", timeout=30)["state"] == "STOPPED":
                 out.append(time.monotonic() - stopped)
                 break
             time.sleep(0.01)
