@@ -17,10 +17,15 @@ from fleetwatch.sources.supervisor.protocol import (
     GroupResult,
     ProcessInfo,
     ProcessStates,
+    ResponseDecoder,
+    Signature,
     decode_multicall,
     decode_response,
     encode_call,
     encode_multicall,
+    member_pieces,
+    struct_key,
+    without_volatile,
 )
 
 
@@ -414,3 +419,60 @@ def test_group_results() -> None:
 def test_group_results_garbage(value: Any) -> None:
     with pytest.raises(RemoteProtocolError):
         GroupResult.list_from(value)
+
+
+# -- big answers, a piece at a time (issue #8 item 3) ----------------------------------------------
+
+
+def _fed(body: bytes, step: int) -> Any:
+    decoder = ResponseDecoder()
+    for i in range(0, len(body), step):
+        decoder.feed(body[i : i + step])
+    return decoder.close()
+
+
+@pytest.mark.parametrize("step", [1, 7, 4096])
+def test_a_response_fed_in_pieces_decodes_as_whole_issue8_big_daemon(step: int) -> None:
+    body = response([{"statecode": 1}, [INFO, dict(INFO, name="api", pid=7)]])
+    assert _fed(body, step) == decode_response(body)
+    with pytest.raises(Fault, match="BAD_NAME"):
+        _fed(fault_response(10, "BAD_NAME: x"), step)
+    garbage = b"<?xml version='1.0'?><methodResponse><params><param><value><int>x"
+    with pytest.raises(RemoteProtocolError) as whole:
+        decode_response(garbage)
+    with pytest.raises(RemoteProtocolError) as pieces:
+        _fed(garbage, step)
+    assert str(pieces.value) == str(whole.value)
+    assert str(whole.value).startswith("not an XML-RPC response")
+
+
+def _members(info: dict[str, Any]) -> bytes:
+    body = response(info)
+    return body[body.index(b"<struct>\n") + 9 : body.rindex(b"</struct>")]
+
+
+def test_a_struct_key_ignores_only_the_volatile_members_issue8_big_daemon() -> None:
+    key = struct_key(_members(INFO))
+    assert struct_key(_members(dict(INFO, now=1, description="pid 4242, uptime 9:00:00"))) == key
+    for change in ({"pid": 1}, {"state": 0}, {"name": "now"}, {"spawnerr": "description"}):
+        assert struct_key(_members(dict(INFO, **change))) != key, change
+
+
+def test_a_signature_in_pieces_ignores_only_the_volatile_members_issue8_big_daemon() -> None:
+    infos = [dict(INFO, name=f"p{i}", pid=i) for i in range(300)]
+
+    def signed(value: Any, size: int) -> bytes:
+        signature = Signature()
+        for piece in member_pieces(response(value), size):
+            signature.update(piece)
+        return signature.digest()
+
+    body = response(infos)
+    assert b"".join(member_pieces(body, 1000)) == body
+    first = signed(infos, 1000)
+    assert signed(infos, 50) == signed(infos, 10**9) == first
+    moved = [dict(i, now=i["now"] + 5, description="pid x, uptime 0:00:05") for i in infos]
+    assert signed(moved, 1000) == first
+    assert without_volatile(response(moved)) == without_volatile(body)
+    changed = [dict(i, state=0) if i["pid"] == 150 else i for i in infos]
+    assert signed(changed, 1000) != first

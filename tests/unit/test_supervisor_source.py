@@ -12,6 +12,8 @@ import asyncio
 import base64
 import contextlib
 import copy
+import math
+import time
 import xmlrpc.client
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -21,12 +23,19 @@ import httpx
 import pytest
 
 from fleetwatch.config import Config, SupervisorSourceConfig
-from fleetwatch.errors import SourceError, UnknownTarget, Unreachable
+from fleetwatch.errors import RemoteProtocolError, SourceError, UnknownTarget, Unreachable
 from fleetwatch.hub import Hub, SourceHandle
 from fleetwatch.model import Entity, Kind, Node, Process, Source
 from fleetwatch.sources.base import ActionResult, Target
 from fleetwatch.sources.supervisor import ACTIONS, LogChunk, SupervisorSource
 from fleetwatch.sources.supervisor.client import HTTPStatusError, XmlRpcClient, public_url
+from fleetwatch.sources.supervisor.protocol import (
+    Fault,
+    decode_multicall,
+    decode_response,
+    decode_struct,
+)
+from fleetwatch.sources.supervisor.source import _decode_calls, _split_structs
 from fleetwatch.types import Secret
 
 pytestmark = pytest.mark.anyio
@@ -228,15 +237,24 @@ class FakeSupervisord:
 
 
 class CountingSink:
-    """The hub's handle for one source, counting the polls it publishes."""
+    """The hub's handle for one source, counting the polls it publishes.
+
+    A poll ends with a put of the source's node (its metrics); a small one also with a
+    ``sync`` of the processes, a big one (issue #8) with puts of what changed.
+    """
 
     def __init__(self, inner: SourceHandle, wake: asyncio.Event) -> None:
         self.inner = inner
         self.syncs = 0
+        self.nodes = 0
         self.wake = wake
 
     def put(self, entity: Entity) -> bool:
-        return self.inner.put(entity)
+        changed = self.inner.put(entity)
+        if isinstance(entity, Node):
+            self.nodes += 1
+            self.wake.set()
+        return changed
 
     def delete(self, kind: Kind, id: str) -> bool:
         return self.inner.delete(kind, id)
@@ -291,9 +309,10 @@ class Rig:
 
     async def poll(self) -> None:
         """Poll now and wait until that poll is published."""
-        before = self.syncs
+        assert self.sink is not None
+        before = self.sink.nodes
         self.source.poke()
-        await self.until(lambda: self.syncs > before, "a poll")
+        await self.until(lambda: self.sink.nodes > before, "a poll")  # type: ignore[union-attr]
 
     async def until(self, condition: Callable[[], Any], what: str) -> None:
         """Wait until ``condition()`` holds, re-checking whenever the source reports."""
@@ -325,7 +344,7 @@ async def watching(rig: Rig) -> AsyncIterator[Rig]:
     task = rig.task = asyncio.create_task(rig.source.session())
     task.add_done_callback(lambda _: rig.wake.set())
     try:
-        await rig.until(lambda: rig.syncs > 0 or task.done(), "the first poll")
+        await rig.until(lambda: (rig.sink and rig.sink.nodes) or task.done(), "the first poll")
         if task.done():
             task.result()
         yield rig
@@ -902,3 +921,102 @@ def test_fake_answers_like_supervisord() -> None:
     with pytest.raises(xmlrpc.client.Fault):
         fake.dispatch("supervisor.startProcess", ("apps:web", True))
     assert fake.processes == snapshot
+
+
+# -- a big daemon (issue #8 item 3) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def big() -> Rig:
+    """600 processes: a 700 KB answer, split into structs and published without one sync."""
+    r = Rig()
+    for i in range(600):
+        r.fake.add(f"g{i % 7}", f"p{i:03d}", state="RUNNING" if i % 5 else "STOPPED")
+    return r
+
+
+def expected(rig: Rig) -> dict[str, tuple[str, int | None, float | None]]:
+    return {
+        f"sv:{ns}": (p["statename"], p["pid"] or None, float(p["start"]) if p["start"] else None)
+        for ns, p in rig.fake.processes.items()
+    }
+
+
+def seen(rig: Rig) -> dict[str, tuple[str, int | None, float | None]]:
+    return {id: (p.state, p.pid, p.started) for id, p in rig.processes().items()}
+
+
+async def test_a_big_daemon_reads_as_a_small_one_issue8_big_daemon(big: Rig) -> None:
+    assert len(xmlrpc.client.dumps((list(big.fake.processes.values()),))) > 1 << 15
+    async with watching(big):
+        assert big.syncs == 0  # the big path: puts, not one sync of 600 processes
+        assert seen(big) == expected(big)
+        assert big.get("source", "sv").info["clock_offset"] == math.floor(time.time() - NOW)
+        before = big.processes()
+
+        big.fake.processes["g1:p001"].update(statename="STOPPED", state=0, pid=0)
+        big.fake.processes["g2:p002"].update(pid=9999, start=NOW - 1)
+        big.fake.remove_group("g6")
+        big.fake.add("new", "fresh")
+        for p in big.fake.processes.values():  # what moves on every poll
+            p["now"] = NOW + 10
+            p["description"] = f"pid {p['pid']}, uptime 0:01:10"
+        await big.poll()
+        assert seen(big) == expected(big)
+        after = big.processes()
+        unchanged = set(after) - {"sv:g1:p001", "sv:g2:p002", "sv:new:fresh"}
+        assert len(unchanged) == 600 - 2 - len([i for i in range(600) if i % 7 == 6])
+        # not decoded again: the very objects of the last poll, descriptions kept
+        assert all(after[id] is before[id] for id in unchanged)
+        assert after["sv:g2:p002"].description == "pid 9999, uptime 0:01:10"
+        node = big.get("node", "sv/sv.example")
+        assert node.metrics == {"processes": len(after), "running": expected_running(big)}
+
+
+def expected_running(rig: Rig) -> int:
+    return sum(p["statename"] == "RUNNING" for p in rig.fake.processes.values())
+
+
+async def test_a_big_answer_decodes_to_the_same_values_issue8_big_daemon(big: Rig) -> None:
+    processes = list(big.fake.processes.values())
+    fault = {"faultCode": 10, "faultString": "BAD_NAME: x"}
+    samples = [  # (the multicall's results, split into structs or decoded whole)
+        ([big.fake.state, processes], True),
+        ([fault, processes], True),
+        ([big.fake.state, [{"nested": {"a": 1}, "pad": "x" * 40000}]], False),
+        ([big.fake.state, [{"a": 1}, {"b": "y" * 40000}], {"c": [{"d": 2}]}], False),
+        ([big.fake.state, [{"a": None, "b": "z" * 40000}]], False),
+    ]
+    for value, split in samples:
+        body = xmlrpc.client.dumps((value,), methodresponse=True, allow_none=True).encode()
+        assert (await _split_structs(body) is not None) is split
+        want = decode_multicall(decode_response(body), len(value))
+        got = await _decode_calls(body, len(value))
+        assert _decoded(got) == _decoded(want)
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return decode_struct(value)
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    if isinstance(value, Fault):
+        return (value.code, value.text)
+    return value
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<value><struct>\n" * 5000,
+        b"<?xml version='1.0'?><methodResponse><params><param><value><array><data>"
+        + b"<value><struct>\n<member><name>a</name><value><int>1</int></value></member>"
+        + b"</struct></value>\n" * 3000
+        + b"</data></array></value></param></params>",
+        b"x" * 50000,
+    ],
+    ids=["unclosed", "truncated", "garbage"],
+)
+async def test_a_big_garbage_answer_is_a_protocol_error_issue8_big_daemon(body: bytes) -> None:
+    with pytest.raises(RemoteProtocolError):
+        await _decode_calls(body, 2)

@@ -3,11 +3,19 @@
 The HTTP transport is the seam: tests may pass any ``httpx.AsyncBaseTransport``.
 Errors are mapped onto fleetwatch's tree: the peer not answering is
 :class:`~fleetwatch.errors.Unreachable`, a refused login or an unexpected HTTP
-status is :class:`HTTPStatusError`, garbage is ``RemoteProtocolError``.
+status is :class:`HTTPStatusError`, garbage is ``RemoteProtocolError``, an answer
+larger than ``max_answer_size`` is :class:`AnswerTooLarge`.
+
+Every call has one deadline for the whole exchange, request and answer body
+(issue #8): httpx's own timeout applies to each read, so a peer that drips its
+answer a byte at a time would never time out. The body is streamed and reading
+stops past ``max_answer_size`` (a 300 MB answer must not take the hub's memory).
+Decoding is not in the deadline: the caller decodes after the exchange.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
 from collections.abc import Sequence
@@ -16,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from fleetwatch.errors import SourceError, Unreachable
+from fleetwatch.errors import RemoteProtocolError, SourceError, Unreachable
 from fleetwatch.sources.supervisor.protocol import (
     decode_multicall,
     decode_response,
@@ -25,7 +33,10 @@ from fleetwatch.sources.supervisor.protocol import (
 )
 from fleetwatch.types import Secret
 
-__all__ = ["HTTPStatusError", "XmlRpcClient", "public_url"]
+__all__ = ["AnswerTooLarge", "HTTPStatusError", "XmlRpcClient", "public_url"]
+
+#: The default of ``max_answer_size`` (``SupervisorSourceConfig``).
+DEFAULT_MAX_ANSWER_SIZE = 64 << 20
 
 
 class HTTPStatusError(SourceError):
@@ -34,6 +45,19 @@ class HTTPStatusError(SourceError):
     def __init__(self, status: int, reason: str) -> None:
         self.status = status
         super().__init__(f"HTTP {status} {reason}".strip())
+
+
+class AnswerTooLarge(RemoteProtocolError):
+    """supervisord's answer is larger than ``max_answer_size``; the rest was not read."""
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        self.limit = limit
+        self.size = size
+        said = f" (Content-Length {size})" if size is not None else ""
+        super().__init__(
+            f"the answer exceeded {limit} bytes{said}; "
+            "raise max_answer_size in the source's config to accept it"
+        )
 
 
 def public_url(url: str) -> str:
@@ -68,6 +92,7 @@ class XmlRpcClient:
         username: str | None = None,
         password: Secret | None = None,
         timeout: float = 5.0,
+        max_answer_size: int = DEFAULT_MAX_ANSWER_SIZE,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         parts = urlsplit(url)
@@ -88,6 +113,7 @@ class XmlRpcClient:
             httpx.BasicAuth(username, password.reveal() if password else "") if username else None
         )
         self.timeout = timeout
+        self.max_answer_size = max_answer_size
         self._http = httpx.AsyncClient(
             transport=transport,
             verify=_tls_context(),
@@ -117,19 +143,42 @@ class XmlRpcClient:
         return await self._post(encode_multicall(calls), timeout)
 
     async def _post(self, body: bytes, timeout: float | None) -> bytes:
+        """POST ``body``; the answer's body, all of it read within ``timeout`` seconds."""
+        limit = timeout or self.timeout
         try:
-            response = await self._http.post(
-                self.endpoint, content=body, timeout=timeout or self.timeout
-            )
-        except httpx.TimeoutException as exc:
-            raise Unreachable(f"no answer within {timeout or self.timeout:g}s") from exc
+            async with asyncio.timeout(limit):
+                return await self._exchange(body, limit)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise Unreachable(f"no answer within {limit:g}s") from exc
         except httpx.TransportError as exc:
             raise Unreachable(_transport_error_text(exc)) from exc
-        if response.status_code != 200:
-            if response.status_code == 401:
-                raise HTTPStatusError(401, "Unauthorized: check username and password")
-            raise HTTPStatusError(response.status_code, response.reason_phrase)
-        return response.content
+
+    async def _exchange(self, body: bytes, limit: float) -> bytes:
+        cap = self.max_answer_size
+        request = self._http.build_request("POST", self.endpoint, content=body, timeout=limit)
+        response = await self._http.send(request, stream=True)
+        try:
+            if response.status_code != 200:
+                length = response.headers.get("content-length", "")
+                if length.isdigit() and int(length) <= 1 << 16:
+                    await response.aread()  # a short error page: keep the connection
+                if response.status_code == 401:
+                    raise HTTPStatusError(401, "Unauthorized: check username and password")
+                raise HTTPStatusError(response.status_code, response.reason_phrase)
+            length = response.headers.get("content-length", "")
+            if length.isdigit() and int(length) > cap:
+                raise AnswerTooLarge(cap, int(length))
+            chunks: list[bytes] = []
+            size = 0
+            # Decoded bytes (gzip included) are what the hub keeps, so they are what counts.
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise AnswerTooLarge(cap)  # closing an unread response drops the connection
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            await response.aclose()
 
     async def aclose(self) -> None:
         await self._http.aclose()

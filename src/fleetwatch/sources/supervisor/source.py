@@ -3,10 +3,13 @@
 No software runs on the watched host. Each session reads identity and the whole
 process table in one ``system.multicall``, then polls ``getState`` +
 ``getAllProcessInfo`` every ``poll_interval`` seconds, one call in flight, each
-with a timeout of at most one interval, so a daemon that stops answering is
-offline within two intervals. Every poll is a full read, so groups added or
-removed at runtime appear and disappear on the next poll, and the model
-converges after every reconnect. An action wakes the poller at once.
+with a deadline for the whole call (answer included) of at most one interval, so
+a daemon that stops answering, or drips its answer, is offline within two
+intervals. A big answer (20,000 processes) is decoded in steps between which the
+event loop runs, and only the processes that changed since the last poll. Every
+poll is a full read, so groups added or removed at runtime appear and disappear
+on the next poll, and the model converges after every reconnect. An action wakes
+the poller at once.
 
 Model mapping: the supervisord is the source and its host one node
 (``SOURCE/HOST``); each program is a process ``SOURCE:GROUP:NAME``.
@@ -25,7 +28,7 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,20 +36,25 @@ from urllib.parse import urlsplit
 import httpx
 
 from fleetwatch.config import SupervisorSourceConfig
-from fleetwatch.errors import SourceError, UnknownTarget, Unreachable
+from fleetwatch.errors import RemoteProtocolError, SourceError, UnknownTarget, Unreachable
 from fleetwatch.model import ActionSpec, Node, ParamSpec, Process
 from fleetwatch.sources.base import ActionResult, Backoff, Source, SourceSink, Target
 from fleetwatch.sources.supervisor.client import HTTPStatusError, XmlRpcClient, public_url
 from fleetwatch.sources.supervisor.protocol import (
+    STRUCT_CLOSE,
+    STRUCT_OPEN,
     Fault,
     Faults,
     GroupResult,
     ProcessInfo,
     ProcessStates,
+    ResponseDecoder,
+    Signature,
     SupervisorStates,
     decode_multicall,
-    decode_response,
-    without_volatile,
+    decode_struct,
+    member_pieces,
+    struct_key,
 )
 from fleetwatch.sources.supervisor.zerorpc import MultivisorAgentClient
 
@@ -77,6 +85,26 @@ ACTIONS: tuple[ActionSpec, ...] = (
 
 #: Bytes a log read may be moved by to land on a UTF-8 character boundary (T15).
 _UTF8_SLACK = 3
+
+#: Bytes of an answer decoded (or signed) at a time, and the longest a step of the work
+#: on a big answer may run before it yields to the event loop: 20,000 processes (a 25 MB
+#: answer) must never stall the hub (issue #8).
+_SLICE = 1 << 15
+_STEP = 0.005
+#: Up to this many processes are published with one ``sync``, at once.
+_BATCH = 500
+
+
+class _Steps:
+    """Yields to the event loop once the current step of some work ran ``_STEP`` seconds."""
+
+    def __init__(self) -> None:
+        self.since = time.perf_counter()
+
+    async def next(self) -> None:
+        if time.perf_counter() - self.since > _STEP:
+            await asyncio.sleep(0)
+            self.since = time.perf_counter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +144,7 @@ class SupervisorSource(Source):
                 username=config.username,
                 password=config.password,
                 timeout=config.action_timeout,
+                max_answer_size=config.max_answer_size,
                 transport=transport,
             )
             self.host, self.address = _host_of(config.url)
@@ -133,8 +162,12 @@ class SupervisorSource(Source):
         self.last_ok: float | None = None
         self._poke = asyncio.Event()
         self._last_poll: bytes | None = None
-        """The last poll's answer without its volatile members (to skip unchanged ones)."""
+        """The signature of the last poll's answer (to skip decoding unchanged ones)."""
         self._labels: dict[str, str] = {}
+        self._known: dict[bytes, Process] = {}
+        """:func:`struct_key` of each process struct of the last answer -> what it made."""
+        self._ids: set[str] = set()
+        """The ids of the processes last published."""
 
     @property
     def url(self) -> str:
@@ -149,23 +182,27 @@ class SupervisorSource(Source):
 
     async def session(self) -> None:
         self._last_poll = None
+        self._known = {}
         if isinstance(self.client, MultivisorAgentClient):
             self.client.reset()  # a fresh socket per session (the host may have rebooted)
-        results = await self.client.multicall(
-            [
-                ("supervisor.getSupervisorVersion", ()),
-                ("supervisor.getIdentification", ()),
-                ("supervisor.getPID", ()),
-                ("supervisor.getAPIVersion", ()),
-                ("supervisor.getState", ()),
-                ("supervisor.getAllProcessInfo", ()),
-            ],
-            timeout=self.poll_timeout,
-        )
+        calls: list[tuple[str, tuple[()]]] = [
+            ("supervisor.getSupervisorVersion", ()),
+            ("supervisor.getIdentification", ()),
+            ("supervisor.getPID", ()),
+            ("supervisor.getAPIVersion", ()),
+            ("supervisor.getState", ()),
+            ("supervisor.getAllProcessInfo", ()),
+        ]
+        if isinstance(self.client, XmlRpcClient):
+            body = await self.client.multicall_body(calls, timeout=self.poll_timeout)
+            results = await _decode_calls(body, len(calls))
+            del body
+        else:
+            results = await self.client.multicall(calls, timeout=self.poll_timeout)
         version, ident, pid, api, state, infos = (_ok(r) for r in results)
-        processes = ProcessInfo.list_from(infos)
+        processes, fresh, clock = await self._table(infos)
         now = time.time()
-        offset = math.floor(now - processes[0].now) if processes else 0
+        offset = math.floor(now - clock) if clock is not None else 0
         self._labels = {"identification": str(ident), "supervisor_version": str(version)}
         self._check_state(state)
         self.last_ok = now
@@ -179,7 +216,7 @@ class SupervisorSource(Source):
                 "clock_offset": offset,
             },
         )
-        self._publish(processes)
+        await self._commit_table(processes, fresh)
         follower = (
             asyncio.get_running_loop().create_task(self._follow(self.client))
             if isinstance(self.client, MultivisorAgentClient)
@@ -200,12 +237,8 @@ class SupervisorSource(Source):
                 follower.result()  # the event stream failed: end the session with its error
             calls = [("supervisor.getState", ()), ("supervisor.getAllProcessInfo", ())]
             if isinstance(self.client, XmlRpcClient):
-                body = await self.client.multicall_body(calls, timeout=self.poll_timeout)
-                self.last_ok = time.time()
-                signature = without_volatile(body)
-                if signature == self._last_poll:
-                    continue  # nothing changed: skip decoding, most of a poll's cost
-                results = decode_multicall(decode_response(body), len(calls))
+                await self._poll_xmlrpc(self.client, calls)
+                continue
             else:
                 results = await self.client.multicall(calls, timeout=self.poll_timeout)
                 signature = None
@@ -214,6 +247,23 @@ class SupervisorSource(Source):
             self.last_ok = time.time()
             self._publish(ProcessInfo.list_from(infos))
             self._last_poll = signature
+
+    async def _poll_xmlrpc(self, client: XmlRpcClient, calls: list[tuple[str, tuple[()]]]) -> None:
+        # The call's deadline ends with the answer's last byte: decoding it, in slices
+        # between which the hub goes on, is not the daemon's time (issue #8).
+        body = await client.multicall_body(calls, timeout=self.poll_timeout)
+        self.last_ok = time.time()
+        signature = await _signature(body)
+        if signature == self._last_poll:
+            return  # nothing changed: skip decoding, most of a poll's cost
+        results = await _decode_calls(body, len(calls))
+        del body
+        state, infos = (_ok(r) for r in results)
+        self._check_state(state)
+        self.last_ok = time.time()
+        processes, fresh, _ = await self._table(infos)
+        await self._commit_table(processes, fresh)
+        self._last_poll = signature
 
     async def _wait_tick(self) -> None:
         # Not asyncio.wait_for: before Python 3.12 it swallows a cancellation that
@@ -250,8 +300,67 @@ class SupervisorSource(Source):
             raise Unreachable(f"supervisord is {state.get('statename', '?').lower()}")
 
     def _publish(self, infos: list[ProcessInfo]) -> None:
-        processes = [self._process(info) for info in infos]
+        self._commit([self._process(info) for info in infos])
+
+    async def _table(self, items: Any) -> tuple[list[Process], list[Process], int | None]:
+        """A getAllProcessInfo answer as processes: (all, the new or changed ones, ``now``).
+
+        A struct left undecoded (``bytes``, see :func:`_decode_calls`) whose key was in
+        the last answer is the process made of it then; the others are decoded.
+        ``now`` is the daemon's clock in the first struct decoded (None if none was).
+        """
+        if not isinstance(items, list):
+            ProcessInfo.list_from(items)  # raises, naming what came
+        known, self._known = self._known, {}
+        processes: list[Process] = []
+        fresh: list[Process] = []
+        clock: int | None = None
+        steps = _Steps()
+        for item in items:
+            key = None
+            if isinstance(item, bytes):
+                key = struct_key(item)
+                process = known.get(key)
+                if process is not None:
+                    processes.append(process)
+                    self._known[key] = process
+                    continue
+                item = decode_struct(item)
+            info = ProcessInfo.from_struct(item)
+            clock = info.now if clock is None else clock
+            process = self._process(info)
+            processes.append(process)
+            fresh.append(process)
+            if key is not None:
+                self._known[key] = process
+            await steps.next()
+        return processes, fresh, clock
+
+    async def _commit_table(self, processes: list[Process], fresh: list[Process]) -> None:
+        """Publish a poll's processes: those not in it are deleted (what ``sync`` does).
+
+        A big table is not handed to ``sync`` whole (comparing 20,000 processes is 0.1 s
+        of the loop): only the new or changed ones are put, a batch at a time.
+        """
+        if len(processes) <= _BATCH:
+            self._commit(processes)
+            return
+        ids = {p.id for p in processes}
+        steps = _Steps()
+        for process in fresh:
+            self.sink.put(process)
+            await steps.next()
+        for gone in self._ids - ids:
+            self.sink.delete("process", gone)
+        self._ids = ids
+        self._put_metrics(processes)
+
+    def _commit(self, processes: list[Process]) -> None:
         self.sink.sync("process", processes)
+        self._ids = {p.id for p in processes}
+        self._put_metrics(processes)
+
+    def _put_metrics(self, processes: list[Process]) -> None:
         running = sum(p.state == "RUNNING" for p in processes)
         self._put_node("online", {"processes": len(processes), "running": running})
 
@@ -487,6 +596,110 @@ class SupervisorSource(Source):
                     raise
                 return LogChunk(str(text), s, e, size, reset)
         raise SourceError(f"could not read {channel} of {ns} at [{start}, {end}) as UTF-8")
+
+
+async def _signature(body: bytes) -> bytes:
+    """The :class:`Signature` of an answer, computed a slice at a time."""
+    signature = Signature()
+    if len(body) <= 4 * _SLICE:
+        signature.update(body)  # well within a step: no pieces (most daemons)
+        return signature.digest()
+    steps = _Steps()
+    for piece in member_pieces(body, _SLICE):
+        signature.update(piece)
+        await steps.next()
+    return signature.digest()
+
+
+async def _decode(body: bytes) -> Any:
+    """``decode_response(body)``, a slice at a time."""
+    decoder = ResponseDecoder()
+    view = memoryview(body)
+    steps = _Steps()
+    for start in range(0, len(body), _SLICE):
+        decoder.feed(view[start : start + _SLICE])
+        await steps.next()
+    return decoder.close()
+
+
+#: In an answer's shell, the place of a run of structs: ``<nil/>`` (None), which
+#: supervisord never sends (it marshals without ``allow_none``), so an answer holding
+#: one, or a ``<base64>`` (bytes, what a struct is in a decoded shell), is decoded whole.
+_PLACE = b"<value><nil/></value>\n"
+
+
+async def _decode_calls(body: bytes, expected: int) -> list[Any]:
+    """A multicall answer's results, where each struct inside a result is still ``bytes``.
+
+    A big answer is decoded in two steps: its shell, where each run of structs is one
+    ``<nil/>``, then each struct only when needed (:meth:`SupervisorSource._table`:
+    most of 20,000 processes are as they were at the last poll). Its top-level structs
+    (``getState``, a fault) are decoded here. An answer not written as the stdlib writes
+    (a struct not between ``STRUCT_OPEN`` and ``STRUCT_CLOSE``, one inside another) is
+    decoded whole, a slice at a time. Few objects are made either way: a full collection
+    of the garbage collector walks all the hub's objects (0.1 s with 20,000 processes),
+    and 20,000 dicts a poll would run one every few polls.
+    """
+    split = await _split_structs(body) if len(body) > _SLICE else None
+    if split is None:
+        return decode_multicall(await _decode(body), expected)
+    shell, runs = split
+    places = iter(runs)
+    value = _fill(await _decode(shell), places)
+    if next(places, None) is not None:
+        raise RemoteProtocolError("an answer's structs do not match its shell")
+    if isinstance(value, list):
+        value = [decode_struct(v) if isinstance(v, bytes) else v for v in value]
+    return decode_multicall(value, expected)
+
+
+async def _split_structs(body: bytes) -> tuple[bytes, list[list[bytes]]] | None:
+    """``body`` with each run of structs made one ``<nil/>``, and the runs' members."""
+    if b"<nil" in body or b"<base64" in body:
+        return None
+    shell: list[bytes] = []
+    runs: list[list[bytes]] = []
+    at = pos = count = 0
+    steps = _Steps()
+    while (start := body.find(STRUCT_OPEN, pos)) >= 0:
+        end = body.find(STRUCT_CLOSE, start)
+        if end < 0:
+            return None
+        members = body[start + len(STRUCT_OPEN) : end]
+        if b"<struct>" in members:
+            return None  # a struct inside a struct: not the shape of a process table
+        if start != pos or not runs:  # not right after the last struct: a new run
+            shell += (body[at:start], _PLACE)
+            runs.append([])
+        runs[-1].append(members)
+        count += 1
+        at = pos = end + len(STRUCT_CLOSE)
+        await steps.next()
+    if body.count(b"<struct>") != count:
+        return None  # a struct written otherwise: decode it all the usual way
+    shell.append(body[at:])
+    return b"".join(shell), runs
+
+
+def _fill(value: Any, places: Iterator[list[bytes]]) -> Any:
+    """``value`` with each None (a run of structs), in document order, made its structs."""
+    if value is None:
+        run = next(places, None)
+        if run is None or len(run) != 1:
+            raise RemoteProtocolError("an answer's structs do not match its shell")
+        return run[0]
+    if isinstance(value, list):
+        out: list[Any] = []
+        for v in value:
+            if v is None:
+                run = next(places, None)
+                if run is None:
+                    raise RemoteProtocolError("an answer's structs do not match its shell")
+                out += run
+            else:
+                out.append(_fill(v, places))
+        return out
+    return value
 
 
 def _ok(result: Any) -> Any:
