@@ -59,6 +59,8 @@ def test_multivisor_ini_and_agent_work_unchanged(
     # Actions go through the agent too, with supervisord's faults reported as such.
     assert hub.action("process", "sv:web:web", "start").json()["ok"] is True
     assert truth()["sv:web:web"] == "RUNNING"
+    # ... and the answer comes after the hub has the new state (issue #8: not after a poll).
+    assert hub.processes()["sv:web:web"]["state"] == "RUNNING"
     result = hub.action("process", "sv:web:web", "signal", signal="NOSUCHSIG").json()
     assert result["ok"] is False
     assert result["detail"] == {"fault": "BAD_SIGNAL", "code": 11}
