@@ -10,6 +10,7 @@ import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fleetwatch.config import SupervisorSourceConfig, load_config
 from fleetwatch.demo.supervisord import Program, Supervisord, free_port
@@ -58,6 +59,8 @@ def test_multivisor_ini_and_agent_work_unchanged(
     # Actions go through the agent too, with supervisord's faults reported as such.
     assert hub.action("process", "sv:web:web", "start").json()["ok"] is True
     assert truth()["sv:web:web"] == "RUNNING"
+    # ... and the answer comes after the hub has the new state (issue #8: not after a poll).
+    assert hub.processes()["sv:web:web"]["state"] == "RUNNING"
     result = hub.action("process", "sv:web:web", "signal", signal="NOSUCHSIG").json()
     assert result["ok"] is False
     assert result["detail"] == {"fault": "BAD_SIGNAL", "code": 11}
@@ -73,3 +76,36 @@ def test_multivisor_ini_and_agent_work_unchanged(
         what="talker log through the agent",
     )
     assert "température" in chunk["text"]
+
+
+def test_supervisord_killed_under_a_live_agent_reads_offline_issue8_killed_daemon(
+    supervisors: Callable[..., Supervisord],
+    hub_server: Callable[..., HubServer],
+) -> None:
+    """SIGKILL leaves the agent alive, answering every call with its own connection error.
+
+    That read ``error`` ("CannotSendRequest: Request-sent") for as long as the orphaned
+    agent lived; the daemon is down, so the source must read ``offline`` (within two poll
+    intervals; bench/latency.py prints the time), and never ``error`` on the way.
+    """
+    port = free_port()
+    sv = supervisors("sv", [Program("sleeper", "/bin/sleep 100000"), agent_program(port)])
+    hub = hub_server(SupervisorSourceConfig(name="sv", multivisor_rpc=f"127.0.0.1:{port}"))
+    wait_for(lambda: hub.source("sv")["status"] == "online", what="online")
+    agent = sv.call("supervisor.getProcessInfo", "multivisor-rpc")["pid"]
+
+    sv.kill()  # supervisord alone: the agent is in a process group of its own
+    shown: list[str] = []
+
+    def offline() -> dict[str, Any] | None:
+        src = hub.source("sv")
+        if not shown or shown[-1] != src["status"]:
+            shown.append(src["status"])
+        return src if src["status"] == "offline" else None
+
+    src = wait_for(offline, timeout=10, what="offline after kill -9", every=0.01)
+    assert Path(f"/proc/{agent}").exists(), "the agent must outlive its supervisord here"
+    assert "error" not in shown, shown
+    assert "cannot reach its supervisord" in src["error"]
+    node = hub.get("/api/nodes")[0]
+    assert node["state"] == "offline"

@@ -83,6 +83,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(name="shutdown", title="Shut down supervisord", targets=("source",), confirm=True),
 )
 
+#: Actions after which the changed state is read back before the answer (``_settle``).
+_SETTLED = frozenset({"start", "stop", "restart", "signal", "update"})
+
 #: Bytes a log read may be moved by to land on a UTF-8 character boundary (T15).
 _UTF8_SLACK = 3
 
@@ -274,21 +277,52 @@ class SupervisorSource(Source):
         self._poke.clear()
 
     async def _follow(self, client: MultivisorAgentClient) -> None:
-        """Apply the agent's events as they come, then poll at once for the details.
+        """Apply the agent's events as they come; poll at once only when one is not enough.
 
-        A process event's own state is applied first (Multivisor's trap T5: a state
-        re-read later may already have moved on, and short states would be lost).
+        A process event carries the ``getProcessInfo`` struct the agent read for it: it
+        is applied at once with the event's own state (Multivisor's trap T5: the struct,
+        read later, may already have moved on, and short states would be lost), and the
+        hub commits it without waiting for a poll. Only an event about a process the model
+        does not have (a group was added) or about supervisord itself wakes the poller.
         """
         async for event in client.events():
             name = str(event.get("eventname", ""))
             payload = event.get("payload")
-            if name.startswith("PROCESS_STATE_") and isinstance(payload, dict):
-                state = name.removeprefix("PROCESS_STATE_")
-                pid_id = f"{self.name}:{payload.get('groupname')}:{payload.get('processname')}"
-                old = self.sink.get("process", pid_id)
-                if isinstance(old, Process) and state in ProcessStates.__members__:
-                    self.sink.put(dataclasses.replace(old, state=state))
-            self.poke()
+            applied = (
+                name.startswith("PROCESS_STATE_")
+                and isinstance(payload, dict)
+                and self._apply_event(name.removeprefix("PROCESS_STATE_"), payload)
+            )
+            if not applied:
+                self.poke()
+
+    def _apply_event(self, state: str, payload: dict[str, Any]) -> bool:
+        """Apply one process event; False when a poll must fill in what it cannot."""
+        pid_id = f"{self.name}:{payload.get('groupname')}:{payload.get('processname')}"
+        old = self.sink.get("process", pid_id)
+        if not isinstance(old, Process) or state not in ProcessStates.__members__:
+            return False
+        try:
+            info: ProcessInfo | None = ProcessInfo.from_struct(payload.get("process"))
+        except RemoteProtocolError:
+            info = None  # an agent that sends no struct: the state alone, details at the poll
+        if info is None or f"{self.name}:{info.group}:{info.name}" != pid_id:
+            self._put_process(dataclasses.replace(old, state=state))
+        else:
+            self._put_process(self._process(dataclasses.replace(info, statename=state)))
+        return True
+
+    def _put_process(self, new: Process) -> None:
+        """Put one process and keep the node's ``running`` count in step with it."""
+        old = self.sink.get("process", new.id)
+        if not self.sink.put(new):
+            return
+        was = isinstance(old, Process) and old.state == "RUNNING"
+        node = self.sink.get("node", self.node_id)
+        if was != (new.state == "RUNNING") and isinstance(node, Node) and node.state == "online":
+            metrics = dict(node.metrics)
+            metrics["running"] = metrics.get("running", 0) + (1 if not was else -1)
+            self._put_node("online", metrics)
 
     def poke(self) -> None:
         """Poll now instead of at the next tick (after an action)."""
@@ -433,8 +467,27 @@ class SupervisorSource(Source):
             result = ActionResult.failed(str(f), {"fault": f.name, "code": f.code})
         except SourceError as exc:
             result = ActionResult.failed(str(exc))
+        if name in _SETTLED:
+            await self._settle(target)
         self.poke()
         return result
+
+    async def _settle(self, target: Target) -> None:
+        """Read back what an action changed, so that its delta is out before its answer."""
+        # A multicall, as polls are: read-backs are no actions of their own.
+        try:
+            if target.kind == "process":
+                p = self._process_of(target.id)
+                one = [("supervisor.getProcessInfo", (f"{p.group}:{p.name}",))]
+                [struct] = await self.client.multicall(one, timeout=self.poll_timeout)
+                self._put_process(self._process(ProcessInfo.from_struct(_ok(struct))))
+            else:
+                every: list[tuple[str, tuple[()]]] = [("supervisor.getAllProcessInfo", ())]
+                [infos] = await self.client.multicall(every, timeout=self.poll_timeout)
+                self._publish(ProcessInfo.list_from(_ok(infos)))
+        except (SourceError, UnknownTarget, ValueError):
+            return  # the poll that follows reports what went wrong
+        self._last_poll = None  # the model moved: the next poll must not be skipped as unchanged
 
     def _process_of(self, id: str) -> Process:
         p = self.sink.get("process", id)

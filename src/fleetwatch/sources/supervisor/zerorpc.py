@@ -83,10 +83,42 @@ def unpack_event(blob: bytes) -> ZeroRPCEvent:
 _XMLRPC_FAULT = re.compile(r"<Fault (-?\d+): '(.*)'>\s*$", re.S)
 _RPC_ERROR = re.compile(r"code=(-?\d+), text='(.*)'\s*$", re.S)
 
+#: Errors the event-listener agent relays when its own XML-RPC call could not reach its
+#: supervisord (refused, reset, socket gone, timed out): the daemon is down, so the
+#: source is offline, not in error (issue #8: a supervisord killed under a live agent).
+_UNREACHABLE = frozenset(
+    {
+        "OSError",
+        "ConnectionError",
+        "ConnectionRefusedError",
+        "ConnectionResetError",
+        "ConnectionAbortedError",
+        "BrokenPipeError",
+        "FileNotFoundError",
+        "TimeoutError",
+        "timeout",
+        "gaierror",
+        "RemoteDisconnected",
+        "BadStatusLine",
+        "IncompleteRead",
+    }
+)
+#: http.client's complaints about a connection left half-used by an earlier failure.
+#: The agent (supervisor.childutils' transport) never drops such a connection: once its
+#: supervisord died mid-call, every later call fails this way, even after a restart.
+_STUCK = frozenset({"CannotSendRequest", "ResponseNotReady", "ImproperConnectionState"})
+
 
 def remote_error(args: Any) -> SourceError:
     """The exception an ``ERR [type, message, traceback]`` event stands for."""
     name, message = (str(args[0]), str(args[1])) if isinstance(args, list | tuple) else ("?", "")
+    if name in _UNREACHABLE:
+        return Unreachable(f"the agent cannot reach its supervisord ({name}: {message})")
+    if name in _STUCK:
+        return Unreachable(
+            f"the agent cannot reach its supervisord ({name}: {message}); its connection "
+            "stays broken after its supervisord died: restart the agent (multivisor-rpc)"
+        )
     # The event-listener agent relays xmlrpc.client.Fault; the in-process one RPCError.
     for pattern in (_XMLRPC_FAULT, _RPC_ERROR):
         m = pattern.search(message)
@@ -191,8 +223,12 @@ class MultivisorAgentClient:
             self._channels.pop(mid, None)
 
     async def _next(self, mid: bytes, timeout: float) -> ZeroRPCEvent:
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives
+        # together with an event, and a cancelled follower then reads the stream (and its
+        # heartbeats) forever, so the hub never stops.
         try:
-            event = await asyncio.wait_for(self._channels[mid].get(), timeout)
+            async with asyncio.timeout(timeout):
+                event = await self._channels[mid].get()
         except TimeoutError:
             raise Unreachable(f"no answer from the agent within {timeout:g}s") from None
         if event.name == "_fw_error":
@@ -223,14 +259,23 @@ class MultivisorAgentClient:
     async def multicall(
         self, calls: Sequence[tuple[str, Sequence[Any]]], *, timeout: float | None = None
     ) -> list[Any]:
-        """The calls one after another (the agent's multicall is not relied upon)."""
-        out: list[Any] = []
-        for method, params in calls:
+        """The calls side by side (the agent's multicall is not relied upon).
+
+        The agent runs them one after another on its supervisord, but their round trips
+        overlap: a session's first read costs one wait, not six.
+        """
+
+        async def one(method: str, params: Sequence[Any]) -> Any:
             try:
-                out.append(await self.call(method, *params, timeout=timeout))
+                return await self.call(method, *params, timeout=timeout)
             except Fault as f:
-                out.append(f)
-        return out
+                return f
+
+        results = await asyncio.gather(*(one(m, p) for m, p in calls), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r  # each call ended (none is left running); the first failure counts
+        return results
 
     async def events(self) -> AsyncIterator[dict[str, Any]]:
         """The agent's ``event_stream``: supervisord events as dicts, until the stream fails."""
