@@ -188,7 +188,14 @@ def test_multivisor_cli_status_restart_stop_against_real_supervisord(
     sv1 = supervisors("sv1", [*standard_programs("sv1"), broken])
     sv2 = supervisors("sv2")
     hub, url = mv_hub(hub_server, sv1, sv2)
-    wait_for(lambda: state(sv1, "web")[0] == "RUNNING" and state(sv2, "web")[0] == "RUNNING")
+
+    # The CLI prints the state it loads at start: wait until the hub has seen every
+    # autostarted program settle (polled every 0.5 s), not only supervisord itself.
+    def settled() -> bool:
+        steady = [p for p in hub.processes("source:sv1,sv2").values() if p["name"] != "flapper"]
+        return len(steady) >= 10 and all(p["state"] in ("RUNNING", "STOPPED") for p in steady)
+
+    wait_for(settled, what="every program but the flapper RUNNING (or STOPPED) in the hub")
 
     # A path after the port is dropped by the CLI's sanitize_url: the API must be at the root.
     cli = terminal("--url", f"{url}/multivisor")
