@@ -281,6 +281,46 @@ def test_the_actions_body_says_which_params_each_action_needs_issue8(client: Tes
     assert branches["*"]["properties"]["name"]["not"] == {"enum": ["signal", "start"]}
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/fleet",
+        "/api/health",
+        "/api/processes",
+        "/api/processes/f1:g:web",
+    ],
+)
+def test_routes_read_the_model_on_the_loop_not_in_a_thread_pool(
+    client: TestClient, hub: Hub, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain ``def`` route runs in FastAPI's thread pool, beside the loop writing the model."""
+    fill(handle_of(hub))
+    on_loop: list[bool] = []
+    real_get, real_snapshot = hub.fleet.get, hub.snapshot
+
+    def running_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    def get(*args: Any) -> Any:
+        on_loop.append(running_loop())
+        return real_get(*args)
+
+    def snapshot() -> Any:
+        on_loop.append(running_loop())
+        return real_snapshot()
+
+    monkeypatch.setattr(hub.fleet, "get", get)
+    monkeypatch.setattr(hub, "snapshot", snapshot)
+    monkeypatch.setattr(hub.fleet, "all", lambda kind: (on_loop.append(running_loop()), [])[1])
+    assert client.get(path).status_code == 200
+    assert on_loop
+    assert all(on_loop), on_loop
+
+
 def test_health_and_notifications(client: TestClient, hub: Hub) -> None:
     health = client.get("/api/health").json()
     assert health["status"] == "ok"

@@ -188,12 +188,15 @@ def create_app(
     async def upstream_error(request: Request, exc: SourceError) -> JSONResponse:
         return _error(502, str(exc) or type(exc).__name__)
 
+    # Every route that reads the model is ``async``: FastAPI runs plain ``def`` routes in a
+    # thread pool, and the model (and ``hub.snapshot()``'s commit) belongs to the loop.
+
     @app.get("/api/fleet", summary="Snapshot of the whole fleet", responses=_GUARDED)
-    def fleet() -> Response:
+    async def fleet() -> Response:
         return JSONBytes(dumps(hub.snapshot().as_dict()))
 
     @app.get("/api/health", summary="Liveness and a summary of the sources", responses=_GUARDED)
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
         statuses: dict[str, int] = {}
         for s in hub.fleet.all("source"):
             statuses[s.status] = statuses.get(s.status, 0) + 1  # type: ignore[union-attr]
@@ -212,7 +215,7 @@ def create_app(
         summary="Recent notifications, oldest first",
         responses={400: _err("limit out of range"), **_GUARDED},
     )
-    def notifications(limit: int = Query(100, ge=1, le=10_000)) -> Response:
+    async def notifications(limit: int = Query(100, ge=1, le=10_000)) -> Response:
         notes = list(hub.notes)[-limit:]
         return JSONBytes(dumps([n.frame() for n in notes]))
 
@@ -277,7 +280,7 @@ def create_app(
             name=plural,
             responses=_GUARDED,
         )
-        def listing(
+        async def listing(
             q: str = Query("", description="filter, e.g. state:running group:web"),
         ) -> Response:
             items = hub.snapshot()
@@ -293,7 +296,7 @@ def create_app(
             name=kind,
             responses={404: _err(f"no such {kind}"), **_GUARDED},
         )
-        def one(id: str) -> Response:
+        async def one(id: str) -> Response:
             item = hub.fleet.get(kind, id)
             if item is None:
                 return _error(404, f"no {kind} {id!r}")
