@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 
 import uvicorn
 
 from fleetwatch.config import Config, parse_listen
+from fleetwatch.errors import FleetwatchError
 from fleetwatch.hub import Hub
 from fleetwatch.web.app import create_app
 
-__all__ = ["Server", "build_server", "is_loopback"]
+__all__ = ["ListenError", "Server", "build_server", "is_loopback", "listen_socket", "url_host"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,49 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class ListenError(FleetwatchError):
+    """The listening socket cannot be bound; ``str()`` is the one line the CLI prints."""
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening (port 0: any free port).
+
+    Bound before anything else starts, so a busy port fails at once and nothing is
+    left to stop; uvicorn serves on it with ``Server.run(sockets=[sock])``. Raises
+    :class:`ListenError`: ``cannot listen on HOST:PORT: address in use``.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ListenError(_listen_failure(host, port, exc)) from None
+    try:
+        # As uvicorn does: a restarted hub can bind while old connections are in TIME_WAIT
+        # (on Linux this does not let two live listeners share the port).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(_listen_failure(host, port, exc)) from None
+    return sock
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        reason = "address in use"
+    else:
+        text = exc.strerror or str(exc) or type(exc).__name__
+        reason = text[:1].lower() + text[1:]
+    return f"cannot listen on {url_host(host)}:{port}: {reason}"
 
 
 class Server(uvicorn.Server):
