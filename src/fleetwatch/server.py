@@ -18,7 +18,15 @@ from fleetwatch.errors import FleetwatchError
 from fleetwatch.hub import Hub
 from fleetwatch.web.app import create_app
 
-__all__ = ["ListenError", "Server", "build_server", "is_loopback", "listen_socket", "url_host"]
+__all__ = [
+    "ListenError",
+    "Server",
+    "bound_listen",
+    "build_server",
+    "is_loopback",
+    "listen_socket",
+    "url_host",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,12 @@ def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
         sock.close()
         raise ListenError(_listen_failure(host, port, exc)) from None
     return sock
+
+
+def bound_listen(listen: str, sock: socket.socket) -> str:
+    """``listen`` (``HOST:PORT``) with the port ``sock`` got (port 0 asks for any free one)."""
+    host, _ = parse_listen(listen)
+    return f"{url_host(host)}:{sock.getsockname()[1]}"
 
 
 def _listen_failure(host: str, port: int, exc: OSError) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -465,3 +466,63 @@ def test_demo_stops_on_a_signal_in_every_phase_and_leaves_nothing_issue8_ctrl_c(
     assert [pid for pid in supervisords if _alive(pid)] == []
     assert marked.alive() == []
     assert list(marked.tmp.iterdir()) == []  # the demo's directory is gone
+
+
+# ------------------------------------------------- start-up: what each command imports
+
+
+HEAVY = ("typer", "click", "pydantic", "rich", "uvicorn", "fastapi", "starlette", "httpx", "zmq")
+
+
+def _imported_by(code: str) -> tuple[str, list[str]]:
+    """What ``code`` prints, and which heavy top-level packages it left imported."""
+    probe = (
+        f"{code}\nimport json, sys\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, check=True
+    )
+    *printed, modules = result.stdout.splitlines()
+    return "\n".join(printed), json.loads(modules)
+
+
+@pytest.mark.parametrize("argv", [["version"], ["--version"]])
+def test_version_imports_nothing_heavy_issue8_latency(argv: list[str]) -> None:
+    """``fleetwatch version`` answers before Typer (and its pydantic) is imported."""
+    from fleetwatch import __version__
+
+    code = f"import sys\nsys.argv = ['fleetwatch', *{argv!r}]\n"
+    code += "from fleetwatch.cli.main import main\nmain()"
+    printed, heavy = _imported_by(code)
+    assert (printed, heavy) == (__version__, [])
+
+
+def test_the_cli_module_imports_only_typer_issue8_latency() -> None:
+    """``--help`` and the commands' parsing need Typer, not the server or the sources."""
+    _, heavy = _imported_by("import fleetwatch.cli.commands")
+    assert "typer" in heavy
+    assert set(heavy) & {"uvicorn", "fastapi", "starlette", "httpx", "zmq"} == set()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["version"], None),
+        (["--version"], None),
+        (["--help"], ("serve", "demo", "discover", "version", "--version")),
+        (["serve", "--help"], ("--config", "--listen", "--root-path")),
+        (["demo", "--help"], ("--listen",)),
+    ],
+)
+def test_version_and_help_still_answer_issue8_latency(
+    argv: list[str], expected: tuple[str, ...] | None
+) -> None:
+    from fleetwatch import __version__
+
+    result = run(*argv, timeout=30)
+    assert (result.returncode, result.stderr) == (0, "")
+    if expected is None:
+        assert result.stdout == f"{__version__}\n"
+    else:
+        assert all(word in result.stdout for word in expected), result.stdout

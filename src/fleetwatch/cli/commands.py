@@ -121,12 +121,12 @@ def serve(
     _logging(verbose)
     sock = _bind(listen or cfg.hub.listen)
     try:
-        from fleetwatch.server import build_server, url_host
+        from fleetwatch.server import bound_listen, build_server
 
-        server, _ = build_server(cfg, listen=listen, root_path=root_path)
-        host, port = sock.getsockname()[:2]
+        address = bound_listen(listen or cfg.hub.listen, sock)
+        server, _ = build_server(cfg, listen=address, root_path=root_path)
         typer.echo(f"fleetwatch {__version__}: {cfg.hub.name}, {len(cfg.sources)} source(s)")
-        typer.echo(f"serving on http://{url_host(host)}:{port}/")
+        typer.echo(f"serving on http://{address}/")
         server.run(sockets=[sock])
     finally:
         sock.close()
@@ -144,8 +144,9 @@ def demo(
     _logging(verbose)
     sock = _bind(listen)
     from fleetwatch.demo import run_demo
+    from fleetwatch.server import bound_listen
 
-    sys.exit(run_demo(sock))
+    sys.exit(run_demo(sock, bound_listen(listen, sock)))
 
 
 @app.command()

@@ -63,8 +63,8 @@ def _while_stopping(signum: int, frame: FrameType | None) -> None:
     print("still stopping the fleet (it takes a few seconds)", flush=True)
 
 
-def run_demo(sock: socket.socket) -> int:
-    """Run the demo on the hub's listening socket, already bound (see ``fleetwatch demo``).
+def run_demo(sock: socket.socket, listen: str) -> int:
+    """Run the demo on the hub's listening socket, already bound to ``listen``.
 
     SIGINT and SIGTERM stop it in every phase: while supervisords or the icecream
     cluster start (a signal interrupts the start), while the hub serves (uvicorn stops
@@ -73,7 +73,7 @@ def run_demo(sock: socket.socket) -> int:
     """
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return _run(sock)
+        return _run(sock, listen)
     except _Stop:
         return 0
     finally:
@@ -82,11 +82,9 @@ def run_demo(sock: socket.socket) -> int:
         sock.close()
 
 
-def _run(sock: socket.socket) -> int:
-    from fleetwatch.server import build_server, url_host
+def _run(sock: socket.socket, listen: str) -> int:
+    from fleetwatch.server import build_server
 
-    host, port = sock.getsockname()[:2]
-    listen = f"{url_host(host)}:{port}"
     with tempfile.TemporaryDirectory(prefix="fleetwatch-demo-") as tmp:
         os.chmod(tmp, 0o755)  # icecc daemons run as user icecc and need to enter it
         print(f"fleetwatch demo in {tmp}", flush=True)
