@@ -356,11 +356,12 @@ def _listen(value: object) -> str:
 
 
 def _address(value: object) -> str:
-    """``HOST:PORT`` to connect to."""
-    text = _listen(value)
-    if parse_listen(text)[1] == 0:
-        raise _Invalid(f"the port must be 1..65535, not 0 in {text!r}")
-    return text
+    """``HOST:PORT`` to connect to: the port is 1..65535."""
+    text = _string(value)
+    port_text = text.rpartition(":")[2]
+    if port_text.isascii() and port_text.isdigit() and not 1 <= int(port_text) <= 65535:
+        raise _Invalid(f"the port must be 1..65535, not {int(port_text)} in {text!r}")
+    return _listen(text)
 
 
 def _root_path(value: object) -> str:
@@ -456,6 +457,11 @@ def _zmq_address(value: object) -> str:
     text = _string(value)
     if not _ZMQ_ADDRESS.fullmatch(text):
         raise _Invalid(f"expected a ZeroMQ address such as ipc:///tmp/piw-status, not {text!r}")
+    if text.startswith("tcp://"):  # connected to: a host and a port 1..65535
+        try:
+            _address(text.removeprefix("tcp://"))
+        except _Invalid as exc:
+            raise _Invalid(f"expected tcp://HOST:PORT: {exc.message}") from None
     return text
 
 

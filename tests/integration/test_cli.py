@@ -468,6 +468,29 @@ def test_demo_stops_on_a_signal_in_every_phase_and_leaves_nothing_issue8_ctrl_c(
     assert list(marked.tmp.iterdir()) == []  # the demo's directory is gone
 
 
+def test_a_second_signal_while_the_demo_stops_does_not_cut_the_stop_short_issue8_ctrl_c(
+    spawn: Callable[..., subprocess.Popen[str]], marked: Marked
+) -> None:
+    _require_icecream_in_ci()
+    port = free_port()
+    proc = spawn("demo", "--listen", f"127.0.0.1:{port}", env=marked.env)
+    out = Output(proc)
+    wait_for(lambda: out.has("serving on http://") or proc.poll() is not None, 120, "serving")
+    assert proc.poll() is None, out.text()
+    wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/api/health").json(), 60, "the hub")
+
+    proc.send_signal(signal.SIGINT)
+    wait_for(lambda: out.has("stopping the demo's fleet") or proc.poll() is not None, 60, "stop")
+    proc.send_signal(signal.SIGTERM)  # impatient: the stop goes on all the same
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(90) == 0
+    text = out.text()
+    assert "demo stopped" in text
+    assert "Traceback" not in text
+    assert marked.alive() == []
+    assert list(marked.tmp.iterdir()) == []
+
+
 # ------------------------------------------------- start-up: what each command imports
 
 

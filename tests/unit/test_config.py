@@ -894,7 +894,7 @@ def test_credentials_in_url_and_username_conflict_issue8_bad_configs(tmp_path: P
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("agent", "h:99999", "the port must be 0..65535, not 99999"),
+        ("agent", "h:99999", "the port must be 1..65535, not 99999 in 'h:99999'"),
         ("multivisor_rpc", "h:0", "the port must be 1..65535, not 0 in 'h:0'"),
     ],
 )
@@ -903,3 +903,28 @@ def test_bad_agent_addresses_issue8_bad_configs(
 ) -> None:
     text = f'[sources.sv]\nkind = "supervisor"\n{key} = "{value}"\n'
     assert error(tmp_path, text) == f"fleet.toml:3: sources.sv.{key}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "tcp://h:99999",
+            "expected tcp://HOST:PORT: the port must be 1..65535, not 99999 in 'h:99999'",
+        ),
+        ("tcp://h:0", "expected tcp://HOST:PORT: the port must be 1..65535, not 0 in 'h:0'"),
+        ("tcp://h", "expected tcp://HOST:PORT: expected HOST:PORT or [IPV6]:PORT, not 'h'"),
+    ],
+)
+def test_bad_zeromq_tcp_addresses_issue8_bad_configs(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    text = f'[sources.pw]\nkind = "piwheels"\nstatus_queue = "{value}"\n'
+    assert error(tmp_path, text) == f"fleet.toml:3: sources.pw.status_queue: {message}"
+
+
+def test_zeromq_tcp_address_with_a_port_loads_issue8_bad_configs(tmp_path: Path) -> None:
+    text = '[sources.pw]\nkind = "piwheels"\ncontrol_queue = "tcp://[::1]:5555"\n'
+    source = load(tmp_path, text).sources["pw"]
+    assert isinstance(source, PiwheelsSourceConfig)
+    assert source.control_queue == "tcp://[::1]:5555"

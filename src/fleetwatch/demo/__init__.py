@@ -133,6 +133,7 @@ def _run(sock: socket.socket, listen: str) -> int:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sig, _while_stopping)
+            print("stopping the demo's fleet...", flush=True)
             stop.set()
             if cluster is not None:
                 cluster.stop()  # also ends the trickle's compiles
