@@ -71,14 +71,16 @@ def run_demo(sock: socket.socket, listen: str) -> int:
     it gracefully), and while the fleet is being stopped (the signal is noted and the
     stopping goes on). Then nothing it started is left running; it exits 0.
     """
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {}
     try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _raise_stop)
         return _run(sock, listen)
     except _Stop:
         return 0
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         sock.close()
 
 
