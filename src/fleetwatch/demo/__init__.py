@@ -110,7 +110,10 @@ def _run(sock: socket.socket, listen: str) -> int:
             }
             why_not = icecc_available()
             if why_not is None:
-                cluster = IcecreamCluster(Path(tmp) / "icecc", netname="DEMO", remotes=2)
+                # Loopback aliases 127.0.0.101+: test clusters use .21+, .41+ and .61+.
+                cluster = IcecreamCluster(
+                    Path(tmp) / "icecc", netname="DEMO", remotes=2, first_alias=100
+                )
                 cluster.root.mkdir()
                 print("starting an icecream cluster (netname DEMO)...", flush=True)
                 cluster.start()
