@@ -294,31 +294,27 @@ def test_configs_that_should_fail_exit_2_without_starting_issue8_bad_configs(
     assert result.stderr == f"fleetwatch: error: {path}{expected}\n"
 
 
-def test_an_unreadable_config_says_permission_denied_issue8_bad_configs() -> None:
+def test_an_unreadable_config_says_permission_denied_issue8_bad_configs(tmp_path: Path) -> None:
     """A file its user may not read: ``FILE: permission denied``, not Typer's box.
 
-    Root reads any file whatever its mode, so as root the command runs as user nobody
-    (``setpriv``), on a file of mode 000 in a directory nobody may enter.
+    Root reads any file whatever its mode (CAP_DAC_OVERRIDE), so as root the command
+    runs without any capability (``setpriv``): still uid 0, but held to the file's
+    mode 000 like any user.
     """
-    directory = Path(tempfile.mkdtemp(prefix="fw-cli-unreadable-"))
-    try:
-        os.chmod(directory, 0o755)
-        path = directory / "fleet.toml"
-        path.write_text('[sources.a]\nkind = "supervisor"\nurl = "http://127.0.0.1:9001"\n')
-        os.chmod(path, 0)
-        command = [*FLEETWATCH, "serve", "-c", str(path)]
-        if os.geteuid() == 0:
-            setpriv = shutil.which("setpriv")
-            if setpriv is None:
-                if IN_CI:
-                    pytest.fail("setpriv (util-linux) is missing: CI must provide it")
-                pytest.skip("setpriv (util-linux) is missing: cannot drop root")
-            command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *command]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-        assert (result.returncode, result.stdout) == (2, "")
-        assert result.stderr == f"fleetwatch: error: {path}: permission denied\n"
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    path = tmp_path / "fleet.toml"
+    path.write_text('[sources.a]\nkind = "supervisor"\nurl = "http://127.0.0.1:9001"\n')
+    path.chmod(0)
+    command = [*FLEETWATCH, "serve", "-c", str(path)]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            if IN_CI:
+                pytest.fail("setpriv (util-linux) is missing: CI must provide it")
+            pytest.skip("setpriv (util-linux) is missing: cannot drop root's capabilities")
+        command = [setpriv, "--inh-caps=-all", "--bounding-set=-all", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"fleetwatch: error: {path}: permission denied\n"
 
 
 def test_a_directory_as_config_exits_2_issue8_bad_configs(tmp_path: Path) -> None:
