@@ -35,6 +35,7 @@ __all__ = [
     "UserConfig",
     "load_config",
     "parse_listen",
+    "parse_root_path",
 ]
 
 DEFAULT_LISTEN = "127.0.0.1:22000"
@@ -141,6 +142,14 @@ def parse_listen(value: str) -> tuple[str, int]:
     if port > 65535:
         raise ValueError(f"the port must be 0..65535, not {port}")
     return host, port
+
+
+def parse_root_path(value: str) -> str:
+    """``--root-path``: ``""`` or ``/x/y`` (``fleet/`` becomes ``/fleet``); else ``ValueError``."""
+    try:
+        return _root_path(value)
+    except _Invalid as exc:
+        raise ValueError(exc.message) from None
 
 
 def load_config(path: str) -> Config:

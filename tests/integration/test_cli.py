@@ -317,6 +317,33 @@ def test_an_unreadable_config_says_permission_denied_issue8_bad_configs(tmp_path
     assert result.stderr == f"fleetwatch: error: {path}: permission denied\n"
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            ["--root-path", "/a b"],
+            "--root-path '/a b': expected a URL path such as /fleet, not '/a b'",
+        ),
+        (
+            ["--root-path", "/x/../y"],
+            "--root-path '/x/../y': expected a URL path such as /fleet, not '/x/../y'",
+        ),
+        (
+            ["--listen", "127.0.0.1:99999"],
+            "--listen '127.0.0.1:99999': the port must be 0..65535, not 99999",
+        ),
+    ],
+)
+def test_bad_options_exit_2_before_anything_starts_issue8_bad_configs(
+    tmp_path: Path, option: list[str], message: str
+) -> None:
+    cfg = tmp_path / "fleet.toml"
+    cfg.write_text('[sources.a]\nkind = "supervisor"\nurl = "http://127.0.0.1:9"\n')
+    result = run("serve", "-c", str(cfg), *option, timeout=30)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"fleetwatch: error: {message}\n"
+
+
 def test_a_directory_as_config_exits_2_issue8_bad_configs(tmp_path: Path) -> None:
     result = run("serve", "-c", str(tmp_path), timeout=30)
     assert (result.returncode, result.stdout) == (2, "")

@@ -56,6 +56,17 @@ def _check_listen(listen: str | None) -> None:
             raise _fail(f"--listen {listen!r}: {exc}") from None
 
 
+def _check_root_path(root_path: str | None) -> str | None:
+    from fleetwatch.config import parse_root_path
+
+    if root_path is None:
+        return None
+    try:
+        return parse_root_path(root_path)
+    except ValueError as exc:
+        raise _fail(f"--root-path {root_path!r}: {exc}") from None
+
+
 def _load(config: Path) -> Config:
     from fleetwatch.config import ConfigError, load_config
 
@@ -117,6 +128,7 @@ def serve(
 ) -> None:
     """Watch the fleet described by CONFIG and serve the API and web app."""
     _check_listen(listen)
+    root_path = _check_root_path(root_path)
     cfg = _load(config)
     _logging(verbose)
     sock = _bind(listen or cfg.hub.listen)
