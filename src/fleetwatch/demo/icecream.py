@@ -109,6 +109,7 @@ class IcecreamCluster:
             self.run_dir,
             self.log_dir,
             self.work / "src",
+            self.work / "tmp",
             self.work / "obj",
             self.root / "envs",
         ):
@@ -301,6 +302,7 @@ class IcecreamCluster:
         env = self.env(
             ICECC_TEST_SOCKET=str(self.client_socket),
             ICECC_TEST_REMOTEBUILD="1",
+            TMPDIR=str(self.work / "tmp"),  # a killed compile's temporary files stay in root
             ICECC_LOGFILE=str(self.log_dir / "icecc-client.log"),
         )
         started: list[subprocess.Popen[bytes]] = []
@@ -339,9 +341,9 @@ class IcecreamCluster:
         """A link: a local job (MON_LOCAL_JOB_BEGIN with the output file)."""
         main = self.work / "src" / "main.c"
         main.write_text("int main(void) { return 0; }\n")
-        env = self.env(ICECC_TEST_SOCKET=str(self.client_socket))
+        env = self.env(ICECC_TEST_SOCKET=str(self.client_socket), TMPDIR=str(self.work / "tmp"))
         obj = self.work / "obj" / "main.o"
-        subprocess.run(["gcc", "-c", str(main), "-o", str(obj)], check=True)
+        subprocess.run(["gcc", "-c", str(main), "-o", str(obj)], env=env, check=True)
         proc = self._client(["icecc", "gcc", str(obj), "-o", str(self.work / "obj" / "prog")], env)
         if proc is None:
             return -1
