@@ -200,6 +200,7 @@ def test_serve_reads_multivisor_ini_as_is(
     assert httpx.get(f"http://127.0.0.1:{port}/api/health").json()["name"] == "ACME"
 
 
+@pytest.mark.timeout(300)  # its own waits allow 120 s for the sources and 120 s for jobs
 def test_demo_runs_a_live_fleet_and_ctrl_c_leaves_nothing_running(
     spawn: Callable[..., subprocess.Popen[str]], marked: Marked
 ) -> None:
