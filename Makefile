@@ -43,8 +43,9 @@ $(WEB): $(NODE_DEPS) $(WEB_SOURCES)
 web: $(WEB)
 
 ## demo: real supervisord instances (and an icecream cluster as root) watched by the hub
+## (`make demo LISTEN=HOST:PORT` to listen elsewhere than 127.0.0.1:22000)
 demo: $(STAMP) $(WEB)
-	$(BIN)/fleetwatch demo
+	$(BIN)/fleetwatch demo $(if $(LISTEN),--listen '$(LISTEN)')
 
 ## test: lint, format check, strict type checks, the web app's unit tests, then every test
 test: lint typecheck web-test $(WEB) $(MVCLI_STAMP)

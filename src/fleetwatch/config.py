@@ -15,6 +15,7 @@ import math
 import os
 import re
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,6 +35,7 @@ __all__ = [
     "UserConfig",
     "load_config",
     "parse_listen",
+    "parse_root_path",
 ]
 
 DEFAULT_LISTEN = "127.0.0.1:22000"
@@ -147,6 +149,14 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, port
 
 
+def parse_root_path(value: str) -> str:
+    """``--root-path``: ``""`` or ``/x/y`` (``fleet/`` becomes ``/fleet``); else ``ValueError``."""
+    try:
+        return _root_path(value)
+    except _Invalid as exc:
+        raise ValueError(exc.message) from None
+
+
 def load_config(path: str) -> Config:
     """Read a TOML or Multivisor INI file; raise :class:`ConfigError` when it is wrong.
 
@@ -192,6 +202,8 @@ _MULTIVISOR_PORT = 9002
 _ROLES = ("viewer", "operator", "admin")
 _SUPERVISOR_URL_SCHEMES = ("http://", "https://", "unix://")
 _SUPERVISOR_ENDPOINTS = ("url", "agent", "multivisor_rpc")
+_NO_SOURCES = "no sources: nothing to watch (add a [sources.NAME] table)"
+_NO_INI_SOURCES = "no [supervisor:NAME] section: nothing to watch"
 
 
 class _Invalid(Exception):
@@ -272,7 +284,7 @@ def _read_text(path: str) -> str:
             raw = file.read()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise ConfigError(path, None, None, f"cannot read the file: {reason}") from exc
+        raise ConfigError(path, None, None, reason[:1].lower() + reason[1:]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -358,11 +370,12 @@ def _listen(value: object) -> str:
 
 
 def _address(value: object) -> str:
-    """``HOST:PORT`` to connect to."""
-    text = _listen(value)
-    if parse_listen(text)[1] == 0:
-        raise _Invalid(f"the port must be 1..65535, not 0 in {text!r}")
-    return text
+    """``HOST:PORT`` to connect to: the port is 1..65535."""
+    text = _string(value)
+    port_text = text.rpartition(":")[2]
+    if port_text.isascii() and port_text.isdigit() and not 1 <= int(port_text) <= 65535:
+        raise _Invalid(f"the port must be 1..65535, not {int(port_text)} in {text!r}")
+    return _listen(text)
 
 
 def _root_path(value: object) -> str:
@@ -411,6 +424,7 @@ def _strings(what: str) -> _Conv:
 
 
 def _supervisor_url(value: object) -> str:
+    """``http[s]://HOST[:PORT][/PATH]`` (user:password@ allowed) or ``unix://PATH``."""
     # The URL is never echoed: it may carry credentials.
     url = _nonempty(value)
     scheme = next((s for s in _SUPERVISOR_URL_SCHEMES if url.startswith(s)), None)
@@ -418,6 +432,26 @@ def _supervisor_url(value: object) -> str:
         raise _Invalid(f"must start with {_one_of(_SUPERVISOR_URL_SCHEMES)}")
     if len(url) == len(scheme):
         raise _Invalid(f"has nothing after {scheme}")
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise _Invalid("must not contain spaces or control characters")
+    if scheme == "unix://":
+        return url
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # an unbalanced [ or ] around an IPv6 address
+        raise _Invalid("has a malformed host (an IPv6 address goes in [brackets])") from None
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise _Invalid("must not have a ?query or #fragment (supervisord ignores them)")
+    if not parts.hostname:
+        raise _Invalid(f"has no host after {scheme}")
+    host_and_port = parts.netloc.rpartition("@")[2]
+    port_text = host_and_port.rpartition("]")[2] if "]" in host_and_port else host_and_port
+    if ":" in port_text:
+        port = port_text.rpartition(":")[2]
+        if not (port.isascii() and port.isdigit()):
+            raise _Invalid("the port must be a number")
+        if not 1 <= int(port) <= 65535:
+            raise _Invalid(f"the port must be 1..65535, not {int(port)}")
     return url
 
 
@@ -437,6 +471,11 @@ def _zmq_address(value: object) -> str:
     text = _string(value)
     if not _ZMQ_ADDRESS.fullmatch(text):
         raise _Invalid(f"expected a ZeroMQ address such as ipc:///tmp/piw-status, not {text!r}")
+    if text.startswith("tcp://"):  # connected to: a host and a port 1..65535
+        try:
+            _address(text.removeprefix("tcp://"))
+        except _Invalid as exc:
+            raise _Invalid(f"expected tcp://HOST:PORT: {exc.message}") from None
     return text
 
 
@@ -524,6 +563,10 @@ def _load_toml(path: str, text: str, data: dict[str, Any]) -> Config:
             what = "table" if isinstance(value, dict) else "key"
             hint = " (a Multivisor INI file? name it *.ini)" if key == "global" else ""
             raise where.error((key,), f"unknown {what} (expected hub, sources or users){hint}")
+    if not sources:
+        if "sources" in data:
+            raise where.error(("sources",), "no source in it: nothing to watch")
+        raise ConfigError(path, None, None, _NO_SOURCES)
     return Config(path=path, hub=hub, sources=sources, users=users)
 
 
@@ -554,6 +597,10 @@ def _toml_source(where: _Where, name: str, table: object) -> SourceConfig:
             (*path, endpoints[1]),
             f"{endpoints[0]} is set too: a supervisor source takes only one of "
             f"{_one_of(_SUPERVISOR_ENDPOINTS)}",
+        )
+    if "username" in values and "@" in urllib.parse.urlsplit(values.get("url", "")).netloc:
+        raise where.error(
+            (*path, "username"), "the url carries a user name already: give it in one place"
         )
     if ("username" in values) != ("password" in values):
         given, missing = (
@@ -774,7 +821,11 @@ _TOML_ATOM = re.compile(r"[^,\]}#\r\n]+")
 
 def _load_ini(path: str, text: str) -> Config:
     """Multivisor's file: ``[global]`` (name, username, password) and ``[supervisor:NAME]``."""
-    where = _Where(path, _scan_ini(text), ini=True)
+    lines, bad_header = _scan_ini(text)
+    if bad_header is not None:
+        number, problem = bad_header
+        raise ConfigError(path, number, None, problem)
+    where = _Where(path, lines, ini=True)
     parser = configparser.ConfigParser(
         interpolation=None,
         inline_comment_prefixes=("#", ";"),
@@ -825,6 +876,12 @@ def _load_ini(path: str, text: str) -> Config:
                     "a supervisor name must match [A-Za-z0-9][A-Za-z0-9_.-]* (it is an id in URLs)",
                 )
             _ini_known_keys(where, section, values, ("url",))
+            if "url" in values and not values["url"].strip():
+                raise where.error(
+                    (section, "url"),
+                    f"must not be empty (leave url out for Multivisor's default {source}:"
+                    f"{_MULTIVISOR_PORT})",
+                )
             try:
                 address = _multivisor_address(values.get("url", ""), source)
             except _Invalid as exc:
@@ -834,6 +891,8 @@ def _load_ini(path: str, text: str) -> Config:
             raise where.error(
                 (section,), "unknown section (expected [global] or [supervisor:NAME])"
             )
+    if not sources:
+        raise ConfigError(path, None, None, _NO_INI_SOURCES)
     return Config(path=path, hub=HubConfig(name=name), sources=sources, users=users)
 
 
@@ -868,9 +927,15 @@ _INI_OPTION = re.compile(r"(?P<option>.*?)\s*[=:]")
 _INI_INLINE_COMMENT = re.compile(r"\s[#;]")
 
 
-def _scan_ini(text: str) -> dict[_Path, int]:
-    """The line of every ``[section]`` and ``(section, key)``, read the way configparser does."""
+def _scan_ini(text: str) -> tuple[dict[_Path, int], tuple[int, str] | None]:
+    """The line of every ``[section]`` and ``(section, key)``, read the way configparser does.
+
+    Also the first broken section header, with what is wrong with it: configparser
+    reads ``[supervisor:a`` (no ``]``) as a key ``[supervisor`` of the section above,
+    and ignores whatever follows a header's ``]``.
+    """
     lines: dict[_Path, int] = {}
+    bad: tuple[int, str] | None = None
     section: str | None = None
     option_indent: int | None = None  # a more indented line continues that option's value
     for number, raw in enumerate(text.split("\n"), start=1):
@@ -886,6 +951,11 @@ def _scan_ini(text: str) -> dict[_Path, int]:
         if option_indent is not None and indent > option_indent:
             continue
         header = _INI_SECTION.match(content.strip())
+        if bad is None and content.strip().startswith("["):
+            if header is None:
+                bad = (number, "a section header without its closing ]")
+            elif header.end() != len(content.strip()):
+                bad = (number, "text after the section header's closing ]")
         if header:
             section = header["header"]
             option_indent = None
@@ -895,4 +965,4 @@ def _scan_ini(text: str) -> dict[_Path, int]:
             if option and option["option"]:
                 option_indent = indent
                 lines.setdefault((section, option["option"].strip().lower()), number)
-    return lines
+    return lines, bad

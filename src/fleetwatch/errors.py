@@ -4,6 +4,7 @@ The tree::
 
     FleetwatchError
     ├── ConfigError            a configuration file is wrong (file, line, key)
+    ├── ListenError            a listening socket cannot be bound (server.py)
     ├── ActionError            an action request cannot be carried out
     │   ├── UnknownTarget      the target does not exist             (HTTP 404)
     │   ├── UnknownAction      the target does not have that action  (HTTP 409)

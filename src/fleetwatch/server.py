@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import signal
@@ -15,11 +16,22 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from fleetwatch.config import Config, parse_listen
+from fleetwatch.errors import FleetwatchError
 from fleetwatch.hub import Hub
 from fleetwatch.web.app import create_app
 from fleetwatch.web.guard import Guard, GuardMiddleware
 
-__all__ = ["MultivisorServer", "Server", "build_server", "is_loopback", "multivisor_server"]
+__all__ = [
+    "ListenError",
+    "MultivisorServer",
+    "Server",
+    "bound_listen",
+    "build_server",
+    "is_loopback",
+    "listen_socket",
+    "multivisor_server",
+    "url_host",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +43,55 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class ListenError(FleetwatchError):
+    """The listening socket cannot be bound; ``str()`` is the one line the CLI prints."""
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def listen_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening (port 0: any free port).
+
+    Bound before anything else starts, so a busy port fails at once and nothing is
+    left to stop; uvicorn serves on it with ``Server.run(sockets=[sock])``. Raises
+    :class:`ListenError`: ``cannot listen on HOST:PORT: address in use``.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ListenError(_listen_failure(host, port, exc)) from None
+    try:
+        # As uvicorn does: a restarted hub can bind while old connections are in TIME_WAIT
+        # (on Linux this does not let two live listeners share the port).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(_listen_failure(host, port, exc)) from None
+    return sock
+
+
+def bound_listen(listen: str, sock: socket.socket) -> str:
+    """``listen`` (``HOST:PORT``) with the port ``sock`` got (port 0 asks for any free one)."""
+    host, _ = parse_listen(listen)
+    return f"{url_host(host)}:{sock.getsockname()[1]}"
+
+
+def _listen_failure(host: str, port: int, exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        reason = "address in use"
+    else:
+        text = exc.strerror or str(exc) or type(exc).__name__
+        reason = text[:1].lower() + text[1:]
+    return f"cannot listen on {url_host(host)}:{port}: {reason}"
 
 
 class Server(uvicorn.Server):
@@ -127,14 +188,13 @@ class MultivisorServer(uvicorn.Server):
 
 
 def multivisor_server(config: Config, app: ASGIApp) -> MultivisorServer | None:
-    """The server of ``[hub] multivisor_listen``, its socket bound now (OSError if taken)."""
+    """The server of ``[hub] multivisor_listen``, its socket bound now (ListenError if taken)."""
     if not config.hub.multivisor_listen:
         return None
     host, port = parse_listen(config.hub.multivisor_listen)
     if not is_loopback(host) and not config.users:
         log.warning("Multivisor's API listens on %s: anyone who can reach it can act", host)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family)
+    sock = listen_socket(host, port)
     # The same Host and Origin rules as the main port (web/guard.py), for this port's host.
     guard = Guard(host, config.hub.allowed_hosts, config.hub.allowed_origins)
     guarded = GuardMiddleware(app, guard)

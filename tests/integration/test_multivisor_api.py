@@ -29,6 +29,7 @@ from multivisor.util import filter_patterns as multivisor_filter_patterns
 
 from fleetwatch.config import Config, HubConfig, load_config
 from fleetwatch.demo.supervisord import Program, Supervisord, free_port
+from fleetwatch.server import ListenError
 from fleetwatch.web.multivisor import filter_patterns
 from tests.conftest import IN_CI, HubServer, source_config, standard_programs, wait_for
 
@@ -599,7 +600,7 @@ def test_second_port_that_is_taken_is_a_clear_error(hub_server: HubServers) -> N
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(OSError, match="in use"):
+        with pytest.raises(ListenError, match="address in use"):
             hub_server(multivisor_listen=f"127.0.0.1:{port}")
 
 

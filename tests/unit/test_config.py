@@ -42,6 +42,7 @@ def error(tmp_path: Path, text: str, name: str = "fleet.toml") -> str:
 
 
 SV = '[sources.sv]\nkind = "supervisor"\nurl = "http://h:9001"\n'
+INI_SV = "[supervisor:sv]\n"
 
 
 # ----------------------------------------------------------------------------- TOML
@@ -133,9 +134,11 @@ def test_passwords_are_secrets_and_never_shown(tmp_path: Path) -> None:
         assert "argon2id" not in text
 
 
-def test_empty_file_gives_defaults(tmp_path: Path) -> None:
-    path = write(tmp_path, "")
-    assert load_config(path) == Config(path=path)
+def test_hub_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, SV)
+    assert load_config(path) == Config(
+        path=path, sources={"sv": SupervisorSourceConfig(name="sv", url="http://h:9001")}
+    )
     assert load_config(path).hub == HubConfig(
         name="fleetwatch",
         listen=DEFAULT_LISTEN,
@@ -167,7 +170,7 @@ def test_hub_keys(tmp_path: Path) -> None:
         '[hub]\nname = "N"\nlisten = "[::1]:8080"\nbatch_interval = 1\n'
         'delta_ring = 5\nfinished_jobs = 0\nroot_path = "fleet/"\n'
     )
-    hub = load(tmp_path, text).hub
+    hub = load(tmp_path, text + SV).hub
     assert hub == HubConfig(
         name="N",
         listen="[::1]:8080",
@@ -207,7 +210,7 @@ def test_supervisor_endpoints(tmp_path: Path) -> None:
     [("", ""), ("/", ""), ("fleet", "/fleet"), ("/fleet/", "/fleet"), ("//a//b/", "/a/b")],
 )
 def test_root_path_normalised(tmp_path: Path, value: str, expected: str) -> None:
-    assert load(tmp_path, f'[hub]\nroot_path = "{value}"\n').hub.root_path == expected
+    assert load(tmp_path, f'[hub]\nroot_path = "{value}"\n' + SV).hub.root_path == expected
 
 
 def test_root_path_bad(tmp_path: Path) -> None:
@@ -221,7 +224,7 @@ def test_users_sources_and_roles(tmp_path: Path) -> None:
         '[[users]]\nname = "a"\npassword = "p"\nrole = "admin"\nsources = []\n'
         '[[users]]\nname = "b"\npassword = "p"\nrole = "viewer"\nsources = ["x*", "y"]\n'
     )
-    users = load(tmp_path, text).users
+    users = load(tmp_path, text + SV).users
     assert [(u.name, u.role, u.sources) for u in users] == [
         ("a", "admin", ()),
         ("b", "viewer", ("x*", "y")),
@@ -522,14 +525,14 @@ def test_missing_file(tmp_path: Path) -> None:
     path = str(tmp_path / "nope.toml")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value) == f"{path}: cannot read the file: No such file or directory"
+    assert str(info.value) == f"{path}: no such file or directory"
     assert (info.value.line, info.value.key) == (None, None)
 
 
 def test_unreadable_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(str(tmp_path))
-    assert str(info.value).startswith(f"{tmp_path}: cannot read the file: ")
+    assert str(info.value) == f"{tmp_path}: is a directory"
     assert info.value.line is None
 
 
@@ -606,7 +609,6 @@ def test_multivisor_readme_example(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("", "sv:9002"),
         (":9011", "sv:9011"),
         ("host", "host:9002"),
         ("host.example.org:1", "host.example.org:1"),
@@ -633,11 +635,12 @@ def test_multivisor_defaults(tmp_path: Path) -> None:
     ["[global]\nusername=admin\n", "[global]\npassword=x\n", "[global]\nusername=\npassword=x\n"],
 )
 def test_multivisor_login_needs_both(tmp_path: Path, global_section: str) -> None:
-    assert load(tmp_path, global_section, "m.ini").users == ()
+    assert load(tmp_path, global_section + INI_SV, "m.ini").users == ()
 
 
 def test_multivisor_plain_password(tmp_path: Path) -> None:
-    users = load(tmp_path, "[global]\nusername = u\npassword = p#q ; comment\n", "m.ini").users
+    text = "[global]\nusername = u\npassword = p#q ; comment\n" + INI_SV
+    users = load(tmp_path, text, "m.ini").users
     assert users == (UserConfig(name="u", password=Secret("p#q"), role="admin"),)
     assert "p#q" not in repr(users)
 
@@ -711,7 +714,7 @@ def test_ini_errors(tmp_path: Path, text: str, message: str) -> None:
 @pytest.mark.parametrize("name", ["m.ini", "m.conf", "m.cfg", "M.INI"])
 def test_ini_by_extension(tmp_path: Path, name: str) -> None:
     # Valid TOML too, but the extension says INI: the quotes are part of the name.
-    assert load(tmp_path, '[global]\nname = "x"\n', name).hub.name == '"x"'
+    assert load(tmp_path, '[global]\nname = "x"\n' + INI_SV, name).hub.name == '"x"'
 
 
 @pytest.mark.parametrize("name", ["multivisor", "fleet.txt"])
@@ -778,3 +781,151 @@ def test_parse_listen(value: str, expected: tuple[str, int]) -> None:
 def test_parse_listen_errors(value: str, message: str) -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         parse_listen(value)
+
+
+# ------------------------------------------- configs that should fail (issue 8, item 9)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        # A hub watching nothing is a mistake, not a configuration.
+        ("fleet.toml", "", "fleet.toml: no sources: nothing to watch (add a [sources.NAME] table)"),
+        (
+            "fleet.toml",
+            '[hub]\nname = "ACME"\n',
+            "fleet.toml: no sources: nothing to watch (add a [sources.NAME] table)",
+        ),
+        (
+            "fleet.toml",
+            "[hub]\n\n[sources]\n",
+            "fleet.toml:3: sources: no source in it: nothing to watch",
+        ),
+        ("m.ini", "", "m.ini: no [supervisor:NAME] section: nothing to watch"),
+        ("m.ini", "[global]\nname=ACME\n", "m.ini: no [supervisor:NAME] section: nothing to watch"),
+        # An empty url= is not Multivisor's default: leaving the key out is.
+        (
+            "m.ini",
+            "[supervisor:a]\nurl=\n",
+            "m.ini:2: supervisor:a.url: must not be empty (leave url out for Multivisor's "
+            "default a:9002)",
+        ),
+        (
+            "m.ini",
+            "[supervisor:a]\nurl =   ; nothing\n",
+            "m.ini:2: supervisor:a.url: must not be empty (leave url out for Multivisor's "
+            "default a:9002)",
+        ),
+        # A broken section header, not "global.[supervisor: unknown key".
+        (
+            "m.ini",
+            "[global]\nname=x\n[supervisor:a\nurl=:9002\n",
+            "m.ini:3: a section header without its closing ]",
+        ),
+        ("m.ini", "[global\nname=x\n", "m.ini:1: a section header without its closing ]"),
+        (
+            "m.ini",
+            "[supervisor:a] url=:9002\n",
+            "m.ini:1: text after the section header's closing ]",
+        ),
+    ],
+)
+def test_config_without_sources_or_with_broken_ini_fails_issue8_bad_configs(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    assert error(tmp_path, text, name) == message
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:99999", "the port must be 1..65535, not 99999"),
+        ("http://127.0.0.1:0", "the port must be 1..65535, not 0"),
+        ("http://h:9001x", "the port must be a number"),
+        ("http://h:", "the port must be a number"),
+        ("http://u:topsecret@h:70000", "the port must be 1..65535, not 70000"),
+        ("http://:9001", "has no host after http://"),
+        ("https://u:topsecret@:9001", "has no host after https://"),
+        ("http://[::1:9001", "has a malformed host (an IPv6 address goes in [brackets])"),
+        ("http://[::1]:65536", "the port must be 1..65535, not 65536"),
+        ("http://my host:9001", "must not contain spaces or control characters"),
+        (
+            "http://h:9001/RPC2?x=1",
+            "must not have a ?query or #fragment (supervisord ignores them)",
+        ),
+        ("http://h:9001/#top", "must not have a ?query or #fragment (supervisord ignores them)"),
+        ("http://h:9001?", "must not have a ?query or #fragment (supervisord ignores them)"),
+    ],
+)
+def test_bad_supervisor_url_names_file_line_key_issue8_bad_configs(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    text = f'[sources.sv]\nkind = "supervisor"\nurl = "{url}"\n'
+    got = error(tmp_path, text)
+    assert got == f"fleet.toml:3: sources.sv.url: {message}"
+    assert "topsecret" not in got
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:65535",
+        "http://h",
+        "https://h/RPC2",
+        "http://u:p@h:9001",
+        "http://[::1]:9001",
+        "http://[fe80::1]",
+        "unix:///run/supervisor.sock",
+    ],
+)
+def test_good_supervisor_urls_still_load_issue8_bad_configs(tmp_path: Path, url: str) -> None:
+    text = f'[sources.sv]\nkind = "supervisor"\nurl = "{url}"\n'
+    assert load(tmp_path, text).sources == {"sv": SupervisorSourceConfig(name="sv", url=url)}
+
+
+def test_credentials_in_url_and_username_conflict_issue8_bad_configs(tmp_path: Path) -> None:
+    text = SV.replace("http://h:9001", "http://u:topsecret@h:9001")
+    text += 'username = "v"\npassword = "w"\n'
+    assert error(tmp_path, text) == (
+        "fleet.toml:4: sources.sv.username: the url carries a user name already: "
+        "give it in one place"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("agent", "h:99999", "the port must be 1..65535, not 99999 in 'h:99999'"),
+        ("multivisor_rpc", "h:0", "the port must be 1..65535, not 0 in 'h:0'"),
+    ],
+)
+def test_bad_agent_addresses_issue8_bad_configs(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    text = f'[sources.sv]\nkind = "supervisor"\n{key} = "{value}"\n'
+    assert error(tmp_path, text) == f"fleet.toml:3: sources.sv.{key}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "tcp://h:99999",
+            "expected tcp://HOST:PORT: the port must be 1..65535, not 99999 in 'h:99999'",
+        ),
+        ("tcp://h:0", "expected tcp://HOST:PORT: the port must be 1..65535, not 0 in 'h:0'"),
+        ("tcp://h", "expected tcp://HOST:PORT: expected HOST:PORT or [IPV6]:PORT, not 'h'"),
+    ],
+)
+def test_bad_zeromq_tcp_addresses_issue8_bad_configs(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    text = f'[sources.pw]\nkind = "piwheels"\nstatus_queue = "{value}"\n'
+    assert error(tmp_path, text) == f"fleet.toml:3: sources.pw.status_queue: {message}"
+
+
+def test_zeromq_tcp_address_with_a_port_loads_issue8_bad_configs(tmp_path: Path) -> None:
+    text = '[sources.pw]\nkind = "piwheels"\ncontrol_queue = "tcp://[::1]:5555"\n'
+    source = load(tmp_path, text).sources["pw"]
+    assert isinstance(source, PiwheelsSourceConfig)
+    assert source.control_queue == "tcp://[::1]:5555"

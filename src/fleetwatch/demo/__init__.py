@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import os
 import random
+import signal
+import socket
 import tempfile
 import threading
 from pathlib import Path
+from types import FrameType
 
 from fleetwatch.config import (
     Config,
@@ -23,7 +26,6 @@ from fleetwatch.config import (
     IcecreamSourceConfig,
     SourceConfig,
     SupervisorSourceConfig,
-    parse_listen,
 )
 from fleetwatch.demo.icecream import IcecreamCluster, icecc_available
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program, stop_all
@@ -49,11 +51,45 @@ def demo_fleet(root: Path) -> list[Supervisord]:
     ]
 
 
-def run_demo(listen: str) -> int:
+class _Stop(BaseException):
+    """SIGINT or SIGTERM while the demo starts its fleet: stop what was started."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signum)
+
+
+def _while_stopping(signum: int, frame: FrameType | None) -> None:
+    print("still stopping the fleet (it takes a few seconds)", flush=True)
+
+
+def run_demo(sock: socket.socket, listen: str) -> int:
+    """Run the demo on the hub's listening socket, already bound to ``listen``.
+
+    SIGINT and SIGTERM stop it in every phase: while supervisords or the icecream
+    cluster start (a signal interrupts the start), while the hub serves (uvicorn stops
+    it gracefully), and while the fleet is being stopped (the signal is noted and the
+    stopping goes on). Then nothing it started is left running; it exits 0.
+    """
+    previous = {}
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _raise_stop)
+        return _run(sock, listen)
+    except _Stop:
+        return 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sock.close()
+
+
+def _run(sock: socket.socket, listen: str) -> int:
     from fleetwatch.server import build_server
 
     with tempfile.TemporaryDirectory(prefix="fleetwatch-demo-") as tmp:
         os.chmod(tmp, 0o755)  # icecc daemons run as user icecc and need to enter it
+        print(f"fleetwatch demo in {tmp}", flush=True)
         fleet = demo_fleet(Path(tmp))
         cluster: IcecreamCluster | None = None
         trickle: threading.Thread | None = None
@@ -61,7 +97,8 @@ def run_demo(listen: str) -> int:
         try:
             for sv in fleet:
                 sv.start()
-                print(f"started supervisord {sv.name} on {sv.url}")
+                pid = sv.proc.pid if sv.proc else "?"
+                print(f"started supervisord {sv.name} (pid {pid}) on {sv.url}", flush=True)
             sources: dict[str, SourceConfig] = {
                 sv.name: SupervisorSourceConfig(
                     name=sv.name,
@@ -73,33 +110,42 @@ def run_demo(listen: str) -> int:
             }
             why_not = icecc_available()
             if why_not is None:
-                cluster = IcecreamCluster(Path(tmp) / "icecc", netname="DEMO", remotes=2)
+                # Loopback aliases 127.0.0.101+: test clusters use .21+, .41+ and .61+.
+                cluster = IcecreamCluster(
+                    Path(tmp) / "icecc", netname="DEMO", remotes=2, first_alias=100
+                )
                 cluster.root.mkdir()
+                print("starting an icecream cluster (netname DEMO)...", flush=True)
                 cluster.start()
-                print(f"started an icecream cluster on 127.0.0.1:{cluster.port} (netname DEMO)")
+                print(f"started an icecream cluster on 127.0.0.1:{cluster.port}", flush=True)
                 sources["build"] = IcecreamSourceConfig(
                     name="build", scheduler=f"127.0.0.1:{cluster.port}", netname="DEMO"
                 )
                 trickle = threading.Thread(target=_trickle, args=(cluster, stop), daemon=True)
                 trickle.start()
             else:
-                print(f"no icecream cluster in this demo: {why_not}")
+                print(f"no icecream cluster in this demo: {why_not}", flush=True)
             config = Config(
                 path="<demo>", hub=HubConfig(name="fleetwatch demo", listen=listen), sources=sources
             )
             server, _ = build_server(config)
-            host, port = parse_listen(listen)
-            print(f"\nfleetwatch demo: open http://{host}:{port}/  (Ctrl-C stops everything)\n")
-            server.run()
+            print(
+                f"\nfleetwatch demo: serving on http://{listen}/  (Ctrl-C stops everything)\n",
+                flush=True,
+            )
+            server.run(sockets=[sock])
             return 0 if server.started else 1
         finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, _while_stopping)
+            print("stopping the demo's fleet...", flush=True)
             stop.set()
-            if trickle is not None:
-                trickle.join(120)
             if cluster is not None:
-                cluster.stop()
+                cluster.stop()  # also ends the trickle's compiles
+            if trickle is not None:
+                trickle.join(30)
             stop_all(fleet)
-            print("demo stopped: every supervisord, icecc process and program is gone")
+            print("demo stopped: every supervisord, icecc process and program is gone", flush=True)
 
 
 def _trickle(cluster: IcecreamCluster, stop: threading.Event) -> None:

@@ -25,11 +25,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fleetwatch.demo.supervisord import free_port
+from fleetwatch.demo.supervisord import free_port, signals_deferred
 
 __all__ = ["IcecreamCluster", "icecc_available"]
 
@@ -75,6 +76,9 @@ class IcecreamCluster:
         self.log_dir = root / "logs"
         self.work = root / "work"
         self._jobs = 0
+        self._compiles: set[subprocess.Popen[bytes]] = set()
+        self._compiles_lock = threading.Lock()
+        self._stopped = False
 
     @property
     def client_socket(self) -> Path:
@@ -93,6 +97,7 @@ class IcecreamCluster:
     # -- processes -------------------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> None:
+        self._stopped = False
         try:
             self._start(timeout)
         except BaseException:
@@ -104,6 +109,7 @@ class IcecreamCluster:
             self.run_dir,
             self.log_dir,
             self.work / "src",
+            self.work / "tmp",
             self.work / "obj",
             self.root / "envs",
         ):
@@ -171,40 +177,54 @@ class IcecreamCluster:
             check=True,
         ).stdout
         if f" {addr}/" not in shown:
-            subprocess.run(
-                ["ip", "addr", "add", f"{addr}/8", "dev", "lo", "label", label], check=True
-            )
-            self.added_addrs.append(addr)
+            with signals_deferred():  # an alias added is an alias recorded (stop removes it)
+                subprocess.run(
+                    ["ip", "addr", "add", f"{addr}/8", "dev", "lo", "label", label], check=True
+                )
+                self.added_addrs.append(addr)
 
     def _spawn(self, name: str, args: Sequence[str], **env: str) -> None:
         out = open(self.log_dir / f"{name}.stdout", "ab")  # noqa: SIM115 - the child owns it
         try:
-            self.procs[name] = subprocess.Popen(
-                list(args),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env(**env),
-                start_new_session=True,
-            )
+            with signals_deferred():  # a daemon started is a daemon recorded (stop ends it)
+                self.procs[name] = subprocess.Popen(
+                    list(args),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=self.env(**env),
+                    start_new_session=True,
+                )
         finally:
             out.close()
 
     def stop_process(self, name: str, timeout: float = 15.0) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
+        proc = self.procs.get(name)
+        if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        # Forgotten only once it is gone: a stop interrupted (Ctrl-C) can be done again.
+        del self.procs[name]
 
     def stop(self) -> None:
+        """Stop every daemon, then the scheduler; compiles still running are killed."""
+        with self._compiles_lock:
+            self._stopped = True
+            compiles = list(self._compiles)
+        for proc in compiles:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
         for name in [n for n in self.procs if n != "scheduler"]:
             self.stop_process(name)
         self.stop_process("scheduler")
+        for proc in compiles:
+            proc.wait()
         for addr in self.added_addrs:
             subprocess.run(
                 ["ip", "addr", "del", f"{addr}/8", "dev", "lo"], check=False, capture_output=True
@@ -282,39 +302,55 @@ class IcecreamCluster:
         env = self.env(
             ICECC_TEST_SOCKET=str(self.client_socket),
             ICECC_TEST_REMOTEBUILD="1",
+            TMPDIR=str(self.work / "tmp"),  # a killed compile's temporary files stay in root
             ICECC_LOGFILE=str(self.log_dir / "icecc-client.log"),
         )
+        started: list[subprocess.Popen[bytes]] = []
         running: list[subprocess.Popen[bytes]] = []
         codes: list[int] = []
         for src in sources:
             while len(running) >= parallel:
                 codes.append(running.pop(0).wait())
             obj = self.work / "obj" / (src.stem + ".o")
-            running.append(
-                subprocess.Popen(
-                    ["icecc", "gcc", "-O2", "-c", str(src), "-o", str(obj)],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-            )
+            proc = self._client(["icecc", "gcc", "-O2", "-c", str(src), "-o", str(obj)], env)
+            if proc is None:
+                break
+            started.append(proc)
+            running.append(proc)
         codes += [p.wait() for p in running]
+        with self._compiles_lock:
+            self._compiles.difference_update(started)
         return codes
+
+    def _client(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+        """Start an icecc client that :meth:`stop` kills if still running; None once stopped."""
+        with self._compiles_lock:
+            if self._stopped:
+                return None
+            proc = subprocess.Popen(
+                args,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its group (icecc and the gcc it runs) is killed
+            )
+            self._compiles.add(proc)
+            return proc
 
     def link(self) -> int:
         """A link: a local job (MON_LOCAL_JOB_BEGIN with the output file)."""
         main = self.work / "src" / "main.c"
         main.write_text("int main(void) { return 0; }\n")
-        env = self.env(ICECC_TEST_SOCKET=str(self.client_socket))
+        env = self.env(ICECC_TEST_SOCKET=str(self.client_socket), TMPDIR=str(self.work / "tmp"))
         obj = self.work / "obj" / "main.o"
-        subprocess.run(["gcc", "-c", str(main), "-o", str(obj)], check=True)
-        return subprocess.run(
-            ["icecc", "gcc", str(obj), "-o", str(self.work / "obj" / "prog")],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=False,
-        ).returncode
+        subprocess.run(["gcc", "-c", str(main), "-o", str(obj)], env=env, check=True)
+        proc = self._client(["icecc", "gcc", str(obj), "-o", str(self.work / "obj" / "prog")], env)
+        if proc is None:
+            return -1
+        code = proc.wait()
+        with self._compiles_lock:
+            self._compiles.discard(proc)
+        return code
 
 
 def _free_port_pair() -> int:

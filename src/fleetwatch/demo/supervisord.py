@@ -14,22 +14,49 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import xmlrpc.client
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
-__all__ = ["Program", "Supervisord", "free_port", "stop_all"]
+__all__ = ["Program", "Supervisord", "free_port", "signals_deferred", "stop_all"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done, then act as if they came then.
+
+    Around starting a child and recording it: a Ctrl-C that lands while ``Popen``
+    waits for the child's ``exec`` would otherwise leave a child nobody knows of,
+    and so nobody stops. Only the main thread handles signals; elsewhere, a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        pending.append(signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(pending):
+            signal.raise_signal(signum)
 
 
 @dataclass(frozen=True)
@@ -153,14 +180,15 @@ class Supervisord:
         if not self.conf.exists():
             self.write_config()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(self.conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            env=env,
-        )
+        with signals_deferred():
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "supervisor.supervisord", "-n", "-c", str(self.conf)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                env=env,
+            )
         self.wait_ready(timeout)
 
     def call(self, method: str, *args: Any) -> Any:
