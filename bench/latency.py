@@ -50,9 +50,8 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import xmlrpc.client
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,29 +59,14 @@ import httpx
 import orjson
 from websockets.sync.client import connect
 
+from _common import get_json, no_interrupts, opener
 from fleetwatch.demo.supervisord import _reap_session, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
 NAMES = ("sv1", "sv2", "sv3")
 PROCS = 7  # per supervisor in the lab: sleeper flapper talker idle worker_00 worker_01 rpc
 TARGET = ("sv1", "sleeper:sleeper")
 KILLED = "sv2"
-
-
-@contextlib.contextmanager
-def no_interrupts() -> Iterator[None]:
-    """Ignore Ctrl-C while cleaning up: a second one would leave processes behind."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def get_json(url: str, timeout: float = 5.0) -> Any:
-    with _OPENER.open(url, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 def until(condition: Callable[[], Any], timeout: float, every: float = 0.01) -> float | None:
@@ -248,7 +232,7 @@ class Seen:
 
 def follow_multivisor(port: int, seen: Seen, stop: threading.Event) -> None:
     try:
-        with _OPENER.open(f"http://127.0.0.1:{port}/api/stream", timeout=600) as r:
+        with opener.open(f"http://127.0.0.1:{port}/api/stream", timeout=600) as r:
             for raw in r:
                 if stop.is_set():
                     return

@@ -51,7 +51,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import http.server
-import json
 import os
 import signal
 import statistics
@@ -63,30 +62,13 @@ import time
 import urllib.parse
 import urllib.request
 import xmlrpc.client
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from _common import get_json, no_interrupts, opener
 from fleetwatch.demo.supervisord import Program, Supervisord, free_port, stop_all
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: no proxy
-
-
-@contextlib.contextmanager
-def no_interrupts() -> Iterator[None]:
-    """Ignore Ctrl-C while cleaning up: a second one would leave processes behind."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def get_json(url: str, timeout: float = 5.0) -> Any:
-    with _OPENER.open(url, timeout=timeout) as response:
-        return json.loads(response.read())
 
 
 def fleetwatch_command() -> list[str]:
@@ -458,7 +440,7 @@ def fetch_answer(url: str) -> bytes:
         data=xmlrpc.client.dumps((calls,), "system.multicall").encode(),
         headers={"Content-Type": "text/xml"},
     )
-    with _OPENER.open(request, timeout=60) as response:
+    with opener.open(request, timeout=60) as response:
         return bytes(response.read())
 
 
