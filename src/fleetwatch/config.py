@@ -549,11 +549,12 @@ def _toml_source(where: _Where, name: str, table: object) -> SourceConfig:
     endpoints = [key for key in values if key in _SUPERVISOR_ENDPOINTS]
     if not endpoints:
         raise where.error(path, f"a supervisor source needs {_one_of(_SUPERVISOR_ENDPOINTS)}")
-    if len(endpoints) > 1:
+    # url and agent go together: url is polled while the agent is unreachable
+    if len(endpoints) > 1 and set(endpoints) != {"url", "agent"}:
         raise where.error(
             (*path, endpoints[1]),
-            f"{endpoints[0]} is set too: a supervisor source takes only one of "
-            f"{_one_of(_SUPERVISOR_ENDPOINTS)}",
+            f"{endpoints[0]} is set too: a supervisor source takes one of "
+            f"{_one_of(_SUPERVISOR_ENDPOINTS)} (url may go with agent)",
         )
     if ("username" in values) != ("password" in values):
         given, missing = (

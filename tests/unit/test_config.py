@@ -399,9 +399,9 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             "fleet.toml:1: sources.sv: a supervisor source needs url, agent or multivisor_rpc",
         ),
         (
-            SV + 'agent = "h:9002"\n',
-            "fleet.toml:4: sources.sv.agent: url is set too: a supervisor source takes only "
-            "one of url, agent or multivisor_rpc",
+            SV + 'multivisor_rpc = "h:9002"\n',
+            "fleet.toml:4: sources.sv.multivisor_rpc: url is set too: a supervisor source takes "
+            "one of url, agent or multivisor_rpc (url may go with agent)",
         ),
         (
             '[sources.sv]\nkind = "supervisor"\nurl = "tcp://h:9001"\n',
