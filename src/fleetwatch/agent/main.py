@@ -42,7 +42,9 @@ def parse_listen(text: str) -> tuple[str, int]:
 def print_config(args: argparse.Namespace, out: TextIO) -> None:
     """The supervisord.conf section to paste, and the hub's matching source."""
     token = os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(32)
-    exe = shlex.quote(sys.argv[0]) if os.path.isabs(sys.argv[0]) else "fleetwatch-agent"
+    script = sys.argv[0]
+    named = os.path.basename(script) == "fleetwatch-agent"
+    exe = shlex.quote(os.path.abspath(script)) if named else "fleetwatch-agent"
     command = [exe, "--listen", args.listen]
     if args.tls_cert:
         command += ["--tls-cert", args.tls_cert, "--tls-key", args.tls_key]
