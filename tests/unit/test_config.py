@@ -202,6 +202,18 @@ def test_supervisor_endpoints(tmp_path: Path) -> None:
     }
 
 
+def test_an_agent_may_have_a_url_to_poll_meanwhile_issue9(tmp_path: Path) -> None:
+    text = (
+        '[sources.e]\nkind = "supervisor"\nagent = "h:9002"\nagent_token = "t0k"\n'
+        'url = "http://h:9001"\n'
+    )
+    (source,) = load(tmp_path, text).sources.values()
+    assert isinstance(source, SupervisorSourceConfig)
+    assert (source.agent, source.url) == ("h:9002", "http://h:9001")
+    assert source.agent_token is not None
+    assert source.agent_token.reveal() == "t0k"
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("", ""), ("/", ""), ("fleet", "/fleet"), ("/fleet/", "/fleet"), ("//a//b/", "/a/b")],

@@ -692,6 +692,7 @@ class _Conn:
         self._stream_backlog = 0
         self._lock = threading.Lock()
         self._closed = False
+        self._writing = False
         self._calls = threading.BoundedSemaphore(8)
 
     # writing
@@ -735,6 +736,7 @@ class _Conn:
             pass
         finally:
             self.close()
+            self.sock.close()
 
     def close(self) -> None:
         if self._closed:
@@ -792,6 +794,7 @@ class _Conn:
             if not self.handshake(reader):
                 return
             log.info("hub connected from %s", self.peer)
+            self._writing = True
             threading.Thread(target=self.writer, name=f"out-{self.peer}", daemon=True).start()
             while not self._closed:
                 line = reader.readline(MAX_LINE + 1)
@@ -808,6 +811,8 @@ class _Conn:
             log.info("hub at %s disconnected", self.peer)
             self.close()
             reader.close()
+            if not self._writing:
+                self.sock.close()  # else the writer closes it when it is done
 
     def handle(self, frame: dict[str, Any]) -> None:
         op = frame.get("op")
@@ -852,7 +857,7 @@ class _Conn:
             except xmlrpc.client.ProtocolError as exc:
                 error = f"HTTP {exc.errcode} {exc.errmsg}"
                 self.send({"t": "reply", "id": cid, "error": error, "http_status": exc.errcode})
-            except (OSError, xmlrpc.client.Error, http.client.HTTPException) as exc:
+            except Exception as exc:  # refused, timed out, garbage: the hub gets an answer
                 self.send({"t": "reply", "id": cid, "error": f"supervisord: {exc}"})
             else:
                 self.send({"t": "reply", "id": cid, "value": value})

@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the supervisord.conf section")
     p.add_argument("--buffer-size", type=int, default=1024, help="for --print-config")
     p.add_argument("--username", help="for --print-config: supervisord's HTTP username")
+    p.add_argument(
+        "--no-wake",
+        action="store_true",
+        help="never poke supervisord's loop (events then wait for its next pass, up to 1 s; "
+        "for measurements)",
+    )
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     return p
 
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         url, os.environ.get("SUPERVISOR_USERNAME"), os.environ.get("SUPERVISOR_PASSWORD")
     )
     waker = Waker(supervisor.poke)
-    agent = Agent(supervisor, waker=waker)
+    agent = Agent(supervisor, waker=None if args.no_wake else waker)
     try:
         server = AgentServer((host, port), agent, token=token, tls=tls)
     except OSError as exc:
@@ -162,13 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     stdin, stdout = protocol_streams()
     sync = agent.begin_sync()  # before the first READY: earlier events are in the snapshot
-    agent.pids = PidWatcher(agent.on_exit)
+    if not args.no_wake:
+        agent.pids = PidWatcher(agent.on_exit)
     threads = [
         threading.Thread(target=waker.run, name="waker", daemon=True),
-        threading.Thread(target=agent.pids.run, name="pids", daemon=True),
         threading.Thread(target=_first_sync, args=(agent, sync), name="worker", daemon=True),
         threading.Thread(target=server.serve_forever, name="server", daemon=True),
     ]
+    if agent.pids is not None:
+        threads.append(threading.Thread(target=agent.pids.run, name="pids", daemon=True))
     for t in threads:
         t.start()
     log.info(

@@ -89,19 +89,7 @@ class AgentClient:
         """Connect and authenticate; raise Unreachable, AgentRefused or RemoteProtocolError."""
         self.reset()
         try:
-            async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(
-                    self.host,
-                    self.port,
-                    ssl=self._tls,
-                    limit=MAX_LINE + 1,
-                    server_hostname=self.host if self._tls else None,
-                )
-                try:
-                    await self._handshake(reader, writer)
-                except BaseException:
-                    writer.close()
-                    raise
+            reader, writer = await self._open()
         except TimeoutError:
             raise Unreachable(f"no answer within {self.connect_timeout:g}s") from None
         except ssl.SSLError as exc:
@@ -112,6 +100,26 @@ class AgentClient:
         self._error = None
         self._stream = asyncio.Queue()
         self._reader_task = asyncio.get_running_loop().create_task(self._read(reader))
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        writer: asyncio.StreamWriter | None = None
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                reader, writer = await asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=self._tls,
+                    limit=MAX_LINE + 1,
+                    server_hostname=self.host if self._tls else None,
+                )
+                await self._handshake(reader, writer)
+                return reader, writer
+        except BaseException:
+            if writer is not None:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await writer.wait_closed()
+            raise
 
     async def _handshake(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         hello = await self._frame(reader)
