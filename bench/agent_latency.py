@@ -246,9 +246,16 @@ def match_spontaneous(
                 exits.setdefault(program, []).append(float(line.split()[1]))
 
     def arrival(program: str, state: str, after: float) -> float | None:
+        """The first arrival of ``state`` after ``after`` and before the next such transition.
+
+        A transition the hub coalesced with the next one (it saw only the later state)
+        must not take the next transition's arrival as its own.
+        """
         pid = f"sv:{program}:{program}"
+        later = [ts for ts, p, s in transitions if p == program and s == state and ts > after]
+        until = min(later) - 0.05 if later else after + 2
         return next(
-            (t for t, i, s in changes if i == pid and s == state and after - 0.05 <= t < after + 2),
+            (t for t, i, s in changes if i == pid and s == state and after - 0.05 <= t < until),
             None,
         )
 

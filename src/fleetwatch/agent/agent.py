@@ -58,6 +58,9 @@ SYNC_TYPE = "fleetwatch-sync"
 POKE_SCHEDULE = (0.0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.0)
 """Seconds after an event is due at which supervisord is poked, until it arrives."""
 
+_WAIT_ENDS = ("RUNNING", "STOPPED", "EXITED", "FATAL", "BACKOFF")
+"""States that end a deferred ``wait=True`` start or stop."""
+
 MARKER_WAIT = 2.0
 """Seconds a snapshot waits for its marker event (REMOTE_COMMUNICATION not subscribed?)."""
 
@@ -193,6 +196,7 @@ class Waker:
         self._generation: dict[str, int] = {}
         self._cond = threading.Condition()
         self.pokes = 0
+        self._once = False
         self._stopped = False
 
     def expect(self, key: str, delay: float) -> None:
@@ -205,6 +209,12 @@ class Waker:
                 heapq.heappush(self._heap, (at + offset, gen, key))
             self._cond.notify()
 
+    def once(self) -> None:
+        """Poke once, now (a pass of supervisord's loop completes waiting XML-RPC calls)."""
+        with self._cond:
+            self._once = True
+            self._cond.notify()
+
     def arrived(self, key: str) -> None:
         """An event about ``key`` arrived: its pending pokes are dropped."""
         with self._cond:
@@ -214,8 +224,8 @@ class Waker:
     def due(self) -> tuple[bool, float | None]:
         """Pop what is due now: (poke now?, seconds until the next entry)."""
         now = self._clock()
-        fire = False
         with self._cond:
+            fire, self._once = self._once, False
             while self._heap and self._heap[0][0] <= now:
                 _, gen, key = heapq.heappop(self._heap)
                 if self._generation.get(key) == gen:
@@ -233,7 +243,8 @@ class Waker:
                 self._poke()
                 continue
             with self._cond:
-                if not self._stopped and (not self._heap or self._heap[0][0] > self._clock()):
+                idle = not self._heap or self._heap[0][0] > self._clock()
+                if not self._stopped and not self._once and idle:
                     self._cond.wait(wait)
 
     def stop(self) -> None:
@@ -546,6 +557,10 @@ class Agent:
                 waker.expect(key, float(tries) + 0.001 if tries.isdigit() else 1.0)
             elif state == "STOPPING":
                 waker.expect(key, stopwaitsecs + 0.001)
+            if fields is not None and state in _WAIT_ENDS:
+                # A startProcess/stopProcess(wait=True) may be waiting for this state: its
+                # answer is sent on supervisord's next pass, up to 1 s later; wake it now.
+                waker.once()
         pid = rec.get("pid")
         live = state in ("STARTING", "RUNNING", "STOPPING")
         if self.pids is not None and isinstance(pid, int) and pid > 0 and live:
