@@ -84,6 +84,9 @@ class SupervisorSourceConfig:
     """``host:port`` of a fleetwatch-agent push channel, instead of polling."""
     agent_token: Secret | None = None
     """The shared token the fleetwatch-agent at ``agent`` expects."""
+    agent_ca: str | None = None
+    """PEM file of the CA (or the agent's own certificate) to check the agent's TLS
+    certificate against; set, the agent is reached over TLS."""
     multivisor_rpc: str | None = None
     """``host:port`` of a Multivisor RPC agent (what Multivisor's INI ``url`` names)."""
 
@@ -462,6 +465,7 @@ _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "max_answer_size": _count(1024),
     "agent": _address,
     "agent_token": _nonempty_secret,
+    "agent_ca": _nonempty,
     "multivisor_rpc": _address,
 }
 _ICECREAM_KEYS: dict[str, _Conv] = {

@@ -34,7 +34,8 @@ from fleetwatch.agent.protocol import (
     merge_info,
     proof_matches,
 )
-from fleetwatch.sources.supervisor.agent import AgentClient, AgentRefused
+from fleetwatch.errors import SourceError
+from fleetwatch.sources.supervisor.agent import AgentClient, AgentRefused, agent_tls
 from fleetwatch.sources.supervisor.protocol import Fault
 from fleetwatch.types import Secret
 from tests.conftest import free_port, require
@@ -410,7 +411,8 @@ def test_tls_and_token_end_to_end(certificate: tuple[Path, Path]) -> None:
     server = serve(agent, TOKEN, server_tls)
     address = f"127.0.0.1:{server.server_address[1]}"
     try:
-        client_tls = ssl.create_default_context(cafile=str(cert))
+        client_tls = agent_tls(str(cert))  # what a source's agent_ca = "..." makes
+        assert client_tls is not None
         client = AgentClient(address, token=Secret(TOKEN), tls=client_tls)
         snapshot, state = asyncio.run(_snapshot_and_call(client))
         assert snapshot["t"] == "snapshot"
@@ -474,3 +476,9 @@ def test_a_silent_peer_is_not_an_agent() -> None:
         client = AgentClient(f"127.0.0.1:{port}", connect_timeout=0.5)
         with pytest.raises(Exception, match=r"no answer within 0\.5s"):
             asyncio.run(_snapshot_and_call(client))
+
+
+def test_a_missing_agent_ca_is_a_clear_error(tmp_path: Path) -> None:
+    assert agent_tls(None) is None
+    with pytest.raises(SourceError, match=r"agent_ca .*nope\.pem"):
+        agent_tls(str(tmp_path / "nope.pem"))

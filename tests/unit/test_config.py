@@ -264,7 +264,7 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             SV + "pol_interval = 1\n",
             "fleet.toml:4: sources.sv.pol_interval: unknown key (expected kind, url, username, "
             "password, poll_interval, timeout, action_timeout, max_answer_size, agent, "
-            "agent_token or multivisor_rpc)",
+            "agent_token, agent_ca or multivisor_rpc)",
         ),
         (
             '[sources.ic]\nkind = "icecream"\nurl = "x"\n',

@@ -40,12 +40,22 @@ from fleetwatch.types import Secret
 if TYPE_CHECKING:
     from fleetwatch.sources.supervisor.source import SupervisorSource
 
-__all__ = ["AgentClient", "AgentLink", "AgentRefused"]
+__all__ = ["AgentClient", "AgentLink", "AgentRefused", "agent_tls"]
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_TIMEOUT = 15.0
 """Seconds without a frame after which the agent is taken for gone (it pings every 5 s)."""
+
+
+def agent_tls(ca: str | None) -> ssl.SSLContext | None:
+    """The TLS context for an agent whose certificate ``ca`` (a PEM file) vouches for."""
+    if ca is None:
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise SourceError(f"agent_ca {ca!r}: {exc}") from None
 
 
 class AgentRefused(SourceError):

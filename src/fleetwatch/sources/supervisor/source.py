@@ -36,7 +36,7 @@ from fleetwatch.config import SupervisorSourceConfig
 from fleetwatch.errors import SourceError, UnknownTarget, Unreachable
 from fleetwatch.model import ActionSpec, Node, ParamSpec, Process
 from fleetwatch.sources.base import ActionResult, Backoff, Source, SourceSink, Target
-from fleetwatch.sources.supervisor.agent import AgentClient, AgentLink
+from fleetwatch.sources.supervisor.agent import AgentClient, AgentLink, agent_tls
 from fleetwatch.sources.supervisor.client import HTTPStatusError, XmlRpcClient, public_url
 from fleetwatch.sources.supervisor.protocol import (
     Fault,
@@ -131,7 +131,10 @@ class SupervisorSource(Source):
             raise SourceError(f"source {config.name!r} needs url, agent or multivisor_rpc")
         if config.agent is not None:
             pushed = AgentClient(
-                config.agent, token=config.agent_token, timeout=config.action_timeout
+                config.agent,
+                token=config.agent_token,
+                timeout=config.action_timeout,
+                tls=agent_tls(config.agent_ca),
             )
             polled = cast(XmlRpcClient, self.client) if config.url is not None else None
             self.agent = AgentLink(pushed, polled)
