@@ -8,8 +8,10 @@ poll intervals make sure that what the hub learns within the deadlines came push
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+import fleetwatch
 from fleetwatch.agent.main import EVENTS
 from fleetwatch.agent.protocol import client_proof
 from fleetwatch.config import SupervisorSourceConfig
@@ -331,3 +334,43 @@ def test_print_config_is_a_section_supervisord_accepts(
         wait_model_equal(hub, sv, "with the printed section")
     finally:
         sv.stop()
+
+
+def oldest_python() -> str:
+    """A Python 3.8 if this machine has one (the oldest the agent supports), else ours."""
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python")))
+    candidates += [p for p in [shutil.which("python3.8")] if p]
+    for python in candidates:
+        if subprocess.run([python, "-c", "pass"], capture_output=True).returncode == 0:
+            return python
+    return sys.executable
+
+
+def test_the_agent_runs_on_the_oldest_python_here(
+    supervisors: Callable[..., Supervisord], hub_server: Callable[..., HubServer]
+) -> None:
+    python = oldest_python()
+    version = subprocess.run(
+        [python, "-c", "import sys; print(sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert python == sys.executable or version == "(3, 8)", (python, version)
+    port = free_port()
+    # Only the agent's package on the path: it must need nothing outside the stdlib.
+    src = Path(fleetwatch.__file__).parent.parent
+    program = Program(
+        "fleetwatch",
+        f"{python} -m fleetwatch.agent --listen 127.0.0.1:{port}",
+        events=EVENTS,
+        extra={"environment": f'FLEETWATCH_AGENT_TOKEN="{TOKEN}",PYTHONPATH="{src}"'},
+    )
+    sv = supervisors("sv", [*quiet_programs("sv"), program])
+    hub = hub_server(agent_source(sv, port, poll_interval=60.0))
+    wait_model_equal(hub, sv, f"agent on Python {version}, log: {agent_log(sv)}")
+    sv.call("supervisor.stopProcess", "web")
+    wait_for(
+        lambda: hub.processes()["sv:web:web"]["state"] == "STOPPED",
+        what=f"a pushed stop from the agent on Python {version}",
+    )
