@@ -230,9 +230,8 @@ def test_agent_restart_and_supervisord_restart_are_survived(
     wait_for(lambda: hub.source("sv")["info"].get("channel") == "agent", what="agent channel")
     wait_model_equal(hub, sv, "at start")
 
-    # 1. The agent dies: the hub polls and says so; a change meanwhile is seen.
-    agent_pid = sv.call("supervisor.getProcessInfo", "fleetwatch")["pid"]
-    os.kill(agent_pid, signal.SIGKILL)
+    # 1. The agent is stopped: the hub polls and says so; a change meanwhile is seen.
+    sv.call("supervisor.stopProcess", "fleetwatch")
     src = wait_for(
         lambda: (s := hub.source("sv"))["info"].get("channel") == "polling" and s,
         what="fallback to polling",
@@ -240,16 +239,34 @@ def test_agent_restart_and_supervisord_restart_are_survived(
     assert src["status"] == "online"
     assert "fleetwatch-agent at 127.0.0.1" in src["error"], src
     assert src["info"]["agent_error"]
-    # 2. supervisord brings the agent back: the hub returns to it.
+    sv.call("supervisor.stopProcess", "web")
+    wait_model_equal(hub, sv, "while polling")
+    # 2. The agent is back: the hub returns to it.
+    sv.call("supervisor.startProcess", "fleetwatch")
     wait_for(
         lambda: hub.source("sv")["info"].get("channel") == "agent",
         timeout=30,
         what="back on the agent, log: " + agent_log(sv),
     )
     assert hub.source("sv")["error"] is None
+    sv.call("supervisor.startProcess", "web")
+    wait_model_equal(hub, sv, "after the agent restarted")
+    # 2b. The agent is killed (supervisord restarts it at once): the hub follows the new one.
+    agent_pid = sv.call("supervisor.getProcessInfo", "fleetwatch")["pid"]
+    epoch = hub.source("sv")["info"]["epoch"]
+    os.kill(agent_pid, signal.SIGKILL)
+    wait_for(
+        lambda: (
+            (i := hub.source("sv")["info"]).get("epoch") not in (None, epoch)
+            and i.get("channel") == "agent"
+        ),
+        timeout=30,
+        what="on the restarted agent, log: " + agent_log(sv),
+    )
     assert truth(sv)["sv:fleetwatch:fleetwatch"][1] != agent_pid
     sv.call("supervisor.stopProcess", "web")
-    wait_model_equal(hub, sv, "after the agent restarted")
+    wait_model_equal(hub, sv, "after the agent was killed")
+    sv.call("supervisor.startProcess", "web")
 
     # 3. supervisord restarts (same pid, every program and the agent anew).
     old = truth(sv)

@@ -10,6 +10,7 @@ runs one reader and one writer thread per hub connection.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import heapq
@@ -19,7 +20,6 @@ import ipaddress
 import itertools
 import logging
 import os
-import queue
 import secrets
 import select
 import socket
@@ -703,9 +703,11 @@ class _Conn:
         self.agent = server.agent
         self.sock = sock
         self.peer = peer
-        self._out: queue.Queue[bytes | None] = queue.Queue()
-        self._stream_backlog = 0
-        self._lock = threading.Lock()
+        self._cv = threading.Condition()
+        self._control: collections.deque[bytes] = collections.deque()
+        """Replies, errors, pongs: never dropped."""
+        self._frames: collections.deque[bytes] = collections.deque()
+        """Numbered stream frames: dropped for a snapshot when a hub falls too far behind."""
         self._closed = False
         self._writing = False
         self._calls = threading.BoundedSemaphore(8)
@@ -713,39 +715,35 @@ class _Conn:
     # writing
 
     def send(self, frame: dict[str, Any]) -> None:
-        self._out.put(encode_frame(frame))
+        with self._cv:
+            self._control.append(encode_frame(frame))
+            self._cv.notify()
 
     def send_stream(self, data: bytes, snapshot: bool = False) -> None:
         """Queue a numbered frame (agent lock held); a hub too far behind gets a snapshot."""
-        with self._lock:
+        with self._cv:
             if snapshot:
-                self._drain()
-                self._stream_backlog = 0
-            elif self._stream_backlog >= MAX_BACKLOG:
-                self._drain()
-                self._stream_backlog = 0
+                self._frames.clear()
+            elif len(self._frames) >= MAX_BACKLOG:
+                self._frames.clear()
                 data = encode_frame(self.agent.snapshot_frame())
-            self._stream_backlog += 1
-        self._out.put(data)
-
-    def _drain(self) -> None:
-        try:
-            while True:
-                self._out.get_nowait()
-        except queue.Empty:
-            pass
+            self._frames.append(data)
+            self._cv.notify()
 
     def writer(self) -> None:
         try:
             while True:
-                try:
-                    data = self._out.get(timeout=HEARTBEAT)
-                except queue.Empty:
-                    data = encode_frame({"t": "ping"})
-                if data is None:
-                    return
-                with self._lock:
-                    self._stream_backlog = max(0, self._stream_backlog - 1)
+                with self._cv:
+                    if not (self._control or self._frames or self._closed):
+                        self._cv.wait(HEARTBEAT)
+                    if self._closed:
+                        return
+                    if self._control:
+                        data = self._control.popleft()
+                    elif self._frames:
+                        data = self._frames.popleft()
+                    else:
+                        data = encode_frame({"t": "ping"})
                 self.sock.sendall(data)
         except OSError:
             pass
@@ -754,11 +752,12 @@ class _Conn:
             self.sock.close()
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._cv:
+            if self._closed:
+                return
+            self._closed = True
+            self._cv.notify()
         self.agent.unsubscribe(self)
-        self._out.put(None)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
 
