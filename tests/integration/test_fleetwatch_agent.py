@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 
 import fleetwatch
+from fleetwatch.agent.agent import Supervisor
 from fleetwatch.agent.main import EVENTS
 from fleetwatch.agent.protocol import client_proof
 from fleetwatch.config import SupervisorSourceConfig
@@ -391,3 +393,26 @@ def test_the_agent_runs_on_the_oldest_python_here(
         lambda: hub.processes()["sv:web:web"]["state"] == "STOPPED",
         what=f"a pushed stop from the agent on Python {version}",
     )
+
+
+def test_supervisord_with_basic_auth_over_unix_and_http(
+    supervisors: Callable[..., Supervisord], hub_server: Callable[..., HubServer]
+) -> None:
+    port = free_port()
+    env = (
+        f'FLEETWATCH_AGENT_TOKEN="{TOKEN}",SUPERVISOR_USERNAME="lab",SUPERVISOR_PASSWORD="p@ss:wö"'
+    )
+    program = agent_program(port)
+    program.extra["environment"] = env
+    sv = supervisors("sv", [*quiet_programs("sv"), program], username="lab", password="p@ss:wö")
+    # The agent reaches supervisord over the unix socket with the credentials it was given.
+    hub = hub_server(agent_source(sv, port, poll_interval=60.0))
+    wait_model_equal(hub, sv, "with basic auth, log: " + agent_log(sv))
+    assert hub.action("process", "sv:idle:idle", "start").json()["ok"] is True
+    # Over HTTP too (SUPERVISOR_SERVER_URL is http:// when there is no unix socket).
+    http = Supervisor(sv.http_url, "lab", "p@ss:wö", timeout=10)
+    assert http.call("supervisor.getState")["statename"] == "RUNNING"
+    http.poke()  # connects and hangs up: no request, no error
+    with pytest.raises(xmlrpc.client.ProtocolError) as refused:
+        Supervisor(sv.http_url, "lab", "wrong", timeout=10).call("supervisor.getState")
+    assert refused.value.errcode == 401
