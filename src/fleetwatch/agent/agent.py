@@ -315,7 +315,10 @@ class PidWatcher:
                         continue
                     key, pid = self._fds[fd]
                     self._drop(fd)
-                self._on_exit(key, pid)
+                try:
+                    self._on_exit(key, pid)
+                except Exception:  # keep watching the others
+                    log.exception("handling the exit of %s failed", key)
 
 
 # -- the model ---------------------------------------------------------------------
@@ -638,7 +641,7 @@ class Agent:
             try:
                 self.work_once(timeout=None)
                 delay = 0.1
-            except (OSError, xmlrpc.client.Error, ValueError) as exc:
+            except Exception as exc:  # refused, SHUTDOWN_STATE, garbage: resync after a pause
                 log.warning("reading supervisord failed (%s); again in %.1fs", exc, delay)
                 self.request_resync()
                 time.sleep(delay)  # a back-off between retries, not a synchronisation
