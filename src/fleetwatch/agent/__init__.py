@@ -61,7 +61,8 @@ Requests (hub → agent) and their answers::
     {"op":"ping"}         → {"t":"pong"}
 
 Only ``supervisor.*`` and ``system.*`` methods are passed on; calls run concurrently
-(8 at most per connection) and replies come in any order.
+(8 at most per connection) and replies come in any order. The token is therefore full
+control of supervisord, as its XML-RPC credentials are: keep it as secret as they are.
 
 Stream frames carry ``seq``, consecutive within one ``epoch``::
 
