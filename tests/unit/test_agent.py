@@ -299,6 +299,14 @@ def test_groups_added_at_runtime_and_unknown_processes_issue9_t6() -> None:
     agent.handle_event(_parse(group_removed))
     assert "newbie:newbie" not in agent.processes
     assert recorder.frames[-1] == {"t": "gone", "group": "newbie", "name": "newbie", "seq": 4}
+    # A re-read taken before the removal, applied after it, brings no ghost back.
+    agent.handle_event(_parse(state_event("STOPPED", name="web", serial=4, pid="7")))
+    agent._dirty.add("newbie:newbie")
+    agent.work_once(timeout=0)
+    assert "newbie:newbie" not in agent.processes
+    assert (
+        recorder.frames[-1]["t"] != "process" or recorder.frames[-1]["process"]["name"] != "newbie"
+    )
 
 
 def test_the_event_state_wins_over_a_later_reread_issue9_t5() -> None:

@@ -610,19 +610,21 @@ class Agent:
                 for info in infos:
                     key = record_key(info)
                     if key in dirty or (info.get("group") in groups and key not in self.processes):
-                        self._merge(key, info)
+                        self._merge(key, info, create=info.get("group") in groups)
             return True
         keys = sorted(dirty)
         result = self.supervisor.multicall([("supervisor.getProcessInfo", [k]) for k in keys])
         with self.lock:
             for key, info in zip(keys, result):
                 if isinstance(info, dict) and "faultCode" not in info:
-                    self._merge(key, info)
+                    self._merge(key, info, create=False)
         return True
 
-    def _merge(self, key: str, info: dict[str, Any]) -> None:
+    def _merge(self, key: str, info: dict[str, Any], *, create: bool) -> None:
+        """Apply a re-read (lock held). Only a group just added may bring new processes:
+        a re-read taken before its group was removed must not bring it back as a ghost."""
         current = self.processes.get(key)
-        if current is None and self._sync is not None:
+        if current is None and (not create or self._sync is not None):
             return
         new = merge_info(current, info)
         if new is None:
