@@ -86,6 +86,9 @@ class SupervisorSourceConfig:
     """``host:port`` of a fleetwatch-agent push channel, instead of polling."""
     agent_token: Secret | None = None
     """The shared token the fleetwatch-agent at ``agent`` expects."""
+    agent_ca: str | None = None
+    """PEM file of the CA (or the agent's own certificate) to check the agent's TLS
+    certificate against; set, the agent is reached over TLS."""
     multivisor_rpc: str | None = None
     """``host:port`` of a Multivisor RPC agent (what Multivisor's INI ``url`` names)."""
 
@@ -501,6 +504,7 @@ _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "max_answer_size": _count(1024),
     "agent": _address,
     "agent_token": _nonempty_secret,
+    "agent_ca": _nonempty,
     "multivisor_rpc": _address,
 }
 _ICECREAM_KEYS: dict[str, _Conv] = {
@@ -592,11 +596,12 @@ def _toml_source(where: _Where, name: str, table: object) -> SourceConfig:
     endpoints = [key for key in values if key in _SUPERVISOR_ENDPOINTS]
     if not endpoints:
         raise where.error(path, f"a supervisor source needs {_one_of(_SUPERVISOR_ENDPOINTS)}")
-    if len(endpoints) > 1:
+    # url and agent go together: url is polled while the agent is unreachable
+    if len(endpoints) > 1 and set(endpoints) != {"url", "agent"}:
         raise where.error(
             (*path, endpoints[1]),
-            f"{endpoints[0]} is set too: a supervisor source takes only one of "
-            f"{_one_of(_SUPERVISOR_ENDPOINTS)}",
+            f"{endpoints[0]} is set too: a supervisor source takes one of "
+            f"{_one_of(_SUPERVISOR_ENDPOINTS)} (url may go with agent)",
         )
     if "username" in values and "@" in urllib.parse.urlsplit(values.get("url", "")).netloc:
         raise where.error(

@@ -205,6 +205,18 @@ def test_supervisor_endpoints(tmp_path: Path) -> None:
     }
 
 
+def test_an_agent_may_have_a_url_to_poll_meanwhile_issue9(tmp_path: Path) -> None:
+    text = (
+        '[sources.e]\nkind = "supervisor"\nagent = "h:9002"\nagent_token = "t0k"\n'
+        'url = "http://h:9001"\n'
+    )
+    (source,) = load(tmp_path, text).sources.values()
+    assert isinstance(source, SupervisorSourceConfig)
+    assert (source.agent, source.url) == ("h:9002", "http://h:9001")
+    assert source.agent_token is not None
+    assert source.agent_token.reveal() == "t0k"
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("", ""), ("/", ""), ("fleet", "/fleet"), ("/fleet/", "/fleet"), ("//a//b/", "/a/b")],
@@ -255,7 +267,7 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             SV + "pol_interval = 1\n",
             "fleet.toml:4: sources.sv.pol_interval: unknown key (expected kind, url, username, "
             "password, poll_interval, timeout, action_timeout, max_answer_size, agent, "
-            "agent_token or multivisor_rpc)",
+            "agent_token, agent_ca or multivisor_rpc)",
         ),
         (
             '[sources.ic]\nkind = "icecream"\nurl = "x"\n',
@@ -402,9 +414,9 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             "fleet.toml:1: sources.sv: a supervisor source needs url, agent or multivisor_rpc",
         ),
         (
-            SV + 'agent = "h:9002"\n',
-            "fleet.toml:4: sources.sv.agent: url is set too: a supervisor source takes only "
-            "one of url, agent or multivisor_rpc",
+            SV + 'multivisor_rpc = "h:9002"\n',
+            "fleet.toml:4: sources.sv.multivisor_rpc: url is set too: a supervisor source takes "
+            "one of url, agent or multivisor_rpc (url may go with agent)",
         ),
         (
             '[sources.sv]\nkind = "supervisor"\nurl = "tcp://h:9001"\n',

@@ -884,13 +884,14 @@ def test_client_endpoints() -> None:
         XmlRpcClient("ftp://h")
 
 
-def test_a_source_without_url_is_refused() -> None:
+def test_a_source_with_only_an_agent_is_accepted_issue9() -> None:
+    # Before issue 9 an agent-only source was refused ("not supported by this version").
     config = Config(path="t", sources={"sv": source_config(url=None, agent="h:9002")})
     hub = Hub(config)
     source = hub.fleet.get("source", "sv")
     assert isinstance(source, Source)
-    assert source.status == "error"
-    assert "url" in (source.error or "")
+    assert source.status == "connecting", source.error
+    assert source.url == "tcp://h:9002"
 
 
 async def test_a_timeout_is_unreachable() -> None:

@@ -184,9 +184,12 @@ class Source(abc.ABC):
         """Report a failed session (subclasses may also mark their nodes offline)."""
         self.sink.status(status, error=error, last_seen=self.last_ok)
 
-    def online(self, **fields: Any) -> None:
-        """Report a successful (re)connection: status online, back-off reset."""
+    def online(self, *, error: str | None = None, **fields: Any) -> None:
+        """Report a successful (re)connection: status online, back-off reset.
+
+        ``error`` may say what is degraded while online (e.g. a fallback in use).
+        """
         self.backoff.reset()
         if self.last_ok is None:
             self.last_ok = time.time()
-        self.sink.status("online", error=None, last_seen=self.last_ok, **fields)
+        self.sink.status("online", error=error, last_seen=self.last_ok, **fields)

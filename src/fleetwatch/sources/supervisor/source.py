@@ -30,7 +30,7 @@ import socket
 import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -39,6 +39,7 @@ from fleetwatch.config import SupervisorSourceConfig
 from fleetwatch.errors import RemoteProtocolError, SourceError, UnknownTarget, Unreachable
 from fleetwatch.model import ActionSpec, Node, ParamSpec, Process
 from fleetwatch.sources.base import ActionResult, Backoff, Source, SourceSink, Target
+from fleetwatch.sources.supervisor.agent import AgentClient, AgentLink, agent_tls
 from fleetwatch.sources.supervisor.client import HTTPStatusError, XmlRpcClient, public_url
 from fleetwatch.sources.supervisor.protocol import (
     STRUCT_CLOSE,
@@ -140,7 +141,9 @@ class SupervisorSource(Source):
         self.config = config
         self.interval = config.poll_interval
         self.poll_timeout = config.timeout or max(0.5, config.poll_interval)
-        self.client: XmlRpcClient | MultivisorAgentClient
+        self.client: XmlRpcClient | MultivisorAgentClient | AgentClient
+        self.agent: AgentLink | None = None
+        """The fleetwatch-agent push channel (``agent = ...``); it polls ``url`` meanwhile."""
         if config.url is not None:
             self.client = XmlRpcClient(
                 config.url,
@@ -156,11 +159,20 @@ class SupervisorSource(Source):
                 config.multivisor_rpc, timeout=config.action_timeout
             )
             self.host = self.address = config.multivisor_rpc.rsplit(":", 1)[0] or "localhost"
-        else:
-            raise SourceError(
-                f"source {config.name!r}: the fleetwatch-agent push channel (agent = ...) "
-                "is not supported by this version; use url = ... (supervisord's XML-RPC)"
+        elif config.agent is None:
+            raise SourceError(f"source {config.name!r} needs url, agent or multivisor_rpc")
+        if config.agent is not None:
+            pushed = AgentClient(
+                config.agent,
+                token=config.agent_token,
+                timeout=config.action_timeout,
+                tls=agent_tls(config.agent_ca),
             )
+            polled = cast(XmlRpcClient, self.client) if config.url is not None else None
+            self.agent = AgentLink(pushed, polled)
+            if polled is None:
+                self.client = pushed
+                self.host = self.address = pushed.host
         self.node_id = f"{self.name}/{self.host}"
         self.last_ok: float | None = None
         self._poke = asyncio.Event()
@@ -184,6 +196,8 @@ class SupervisorSource(Source):
     # -- watching ------------------------------------------------------------------
 
     async def session(self) -> None:
+        if self.agent is not None and not self.agent.polling:
+            return await self.agent.session(self)  # it runs this polling session as a fallback
         self._last_poll = None
         self._known = {}
         if isinstance(self.client, MultivisorAgentClient):
@@ -445,12 +459,19 @@ class SupervisorSource(Source):
             )
         )
 
+    def online(self, **fields: Any) -> None:
+        if self.agent is not None:
+            fields = self.agent.status_fields(fields)  # which channel, and why polling
+        super().online(**fields)
+
     def down(self, status: str, error: str | None) -> None:
         super().down(status, error)
         if self.sink.get("node", self.node_id) is not None:
             self._put_node("offline")
 
     async def close(self) -> None:
+        if self.agent is not None:
+            await self.agent.aclose()
         await self.client.aclose()
 
     # -- acting --------------------------------------------------------------------
