@@ -76,6 +76,9 @@ bench: $(STAMP) $(WEB)
 	$(BIN)/python bench/poll.py
 	$(BIN)/python bench/reconnect.py
 	$(BIN)/python bench/icecream.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/agent_latency.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) $(MVCLI) .mypy_cache .pytest_cache .ruff_cache build dist frontend/node_modules src/fleetwatch/web/static
