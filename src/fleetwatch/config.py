@@ -160,6 +160,34 @@ def parse_root_path(value: str) -> str:
         raise ValueError(exc.message) from None
 
 
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """``host[:port]`` or ``[v6][:port]`` → (lower-case host without brackets or a
+    trailing dot, port or None); None when it is not a host at all."""
+    value = value.strip().lower()
+    if not value:
+        return None
+    port: str | None = None
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        host, rest = value[1:end], value[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                return None
+            port = rest[1:]
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    else:
+        host = value  # a name, or an unbracketed IPv6 literal (tried as one below)
+    if port is not None and (not port.isdigit() or not 0 < int(port) < 65536):
+        return None
+    host = host.rstrip(".")
+    if not host or any(c in host for c in "/@?#\\ "):
+        return None
+    return host, int(port) if port is not None else None
+
+
 def load_config(path: str) -> Config:
     """Read a TOML or Multivisor INI file; raise :class:`ConfigError` when it is wrong.
 
@@ -426,6 +454,16 @@ def _strings(what: str) -> _Conv:
     return conv
 
 
+def _host_patterns(value: object) -> tuple[str, ...]:
+    """``[hub] allowed_hosts``: host names or globs (``*.example.com``), port optional."""
+    patterns: tuple[str, ...] = _strings("host name")(value)
+    for index, pattern in enumerate(patterns):
+        if pattern != "*" and split_host(pattern) is None:
+            message = f"expected a host name such as fleet.example.com, not {pattern!r}"
+            raise _Invalid(message, (index,))
+    return patterns
+
+
 def _supervisor_url(value: object) -> str:
     """``http[s]://HOST[:PORT][/PATH]`` (user:password@ allowed) or ``unix://PATH``."""
     # The URL is never echoed: it may carry credentials.
@@ -489,7 +527,7 @@ _HUB_KEYS: dict[str, _Conv] = {
     "delta_ring": _count(1),
     "finished_jobs": _count(0),
     "root_path": _root_path,
-    "allowed_hosts": _strings("host name"),
+    "allowed_hosts": _host_patterns,
     "allowed_origins": _strings("origin"),
     "multivisor_listen": _listen,
 }

@@ -442,6 +442,12 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             SV + 'password = "pw"\n',
             "fleet.toml:4: sources.sv.password: needs username as well",
         ),
+        # a malformed allowed_hosts entry is the config's error, not the web app's
+        (
+            '[hub]\nallowed_hosts = ["fleet.example.com", "a/b"]\n' + SV,
+            "fleet.toml:2: hub.allowed_hosts[1]: expected a host name such as "
+            "fleet.example.com, not 'a/b'",
+        ),
         # icecream and piwheels values
         (
             '[sources.ic]\nkind = "icecream"\nscheduler = "h:x"\n',
@@ -456,6 +462,12 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
 )
 def test_toml_errors(tmp_path: Path, text: str, message: str) -> None:
     assert error(tmp_path, text) == message
+
+
+def test_allowed_hosts_forms(tmp_path: Path) -> None:
+    text = '[hub]\nallowed_hosts = ["*", "*.example.com:8443", "[::1]:80", "Fleet.Lan."]\n' + SV
+    hosts = load(tmp_path, text).hub.allowed_hosts
+    assert hosts == ("*", "*.example.com:8443", "[::1]:80", "Fleet.Lan.")
 
 
 def test_icecream_scheduler_forms(tmp_path: Path) -> None:

@@ -42,6 +42,8 @@ from urllib.parse import urlsplit
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fleetwatch.config import split_host
+
 __all__ = ["Guard", "GuardMiddleware", "Refusal", "split_host"]
 
 log = logging.getLogger(__name__)
@@ -50,34 +52,6 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 HOSTS_SETTING = "[hub] allowed_hosts"
 ORIGINS_SETTING = "[hub] allowed_origins"
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
-
-
-def split_host(value: str) -> tuple[str, int | None] | None:
-    """``host[:port]`` or ``[v6][:port]`` → (lower-case host without brackets or a
-    trailing dot, port or None); None when it is not a host at all."""
-    value = value.strip().lower()
-    if not value:
-        return None
-    port: str | None = None
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0:
-            return None
-        host, rest = value[1:end], value[end + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                return None
-            port = rest[1:]
-    elif value.count(":") == 1:
-        host, port = value.split(":")
-    else:
-        host = value  # a name, or an unbracketed IPv6 literal (tried as one below)
-    if port is not None and (not port.isdigit() or not 0 < int(port) < 65536):
-        return None
-    host = host.rstrip(".")
-    if not host or any(c in host for c in "/@?#\\ "):
-        return None
-    return host, int(port) if port is not None else None
 
 
 def _is_ip(host: str) -> bool:
