@@ -161,6 +161,14 @@ class HubServer:
     def source(self, name: str) -> dict[str, Any]:
         return self.get(f"/api/sources/{name}")  # type: ignore[no-any-return]
 
+    def log_text(self, process: str, length: int = 300) -> dict[str, Any]:
+        """The first non-empty tail of ``process``'s stdout log, read through the hub."""
+        path = f"/api/processes/{process}/log"
+        return wait_for(
+            lambda: (chunk := self.get(path, params={"length": length}))["text"] and chunk,
+            what=f"{process}'s log through the hub",
+        )
+
     def processes(self, q: str = "") -> dict[str, dict[str, Any]]:
         return {p["id"]: p for p in self.get("/api/processes", params={"q": q})}
 

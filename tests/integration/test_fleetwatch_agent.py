@@ -118,13 +118,7 @@ def test_events_reach_the_hub_and_control_calls_work(
     assert result["detail"] == {"fault": "BAD_SIGNAL", "code": 11}
     group = hub.action("group", "sv:workers", "restart").json()
     assert group["ok"] is True, group
-    chunk = wait_for(
-        lambda: (
-            (c := hub.get("/api/processes/sv:talker:talker/log", params={"length": 300}))["text"]
-            and c
-        ),
-        what="talker log through the agent",
-    )
+    chunk = hub.log_text("sv:talker:talker")
     assert "température" in chunk["text"]
     # Without the flapper (it changes every few seconds) the model equals supervisord's.
     sv.call("supervisor.stopProcess", "flapper")

@@ -68,13 +68,7 @@ def test_multivisor_ini_and_agent_work_unchanged(
         lambda: {k: p["state"] for k, p in hub.processes().items()}.keys() == truth().keys(),
         what="same processes as supervisord",
     )
-    chunk = wait_for(
-        lambda: (
-            (c := hub.get("/api/processes/sv:talker:talker/log", params={"length": 300}))["text"]
-            and c
-        ),
-        what="talker log through the agent",
-    )
+    chunk = hub.log_text("sv:talker:talker")
     assert "température" in chunk["text"]
 
 

@@ -38,7 +38,7 @@ from fleetwatch.errors import SourceError
 from fleetwatch.sources.supervisor.agent import AgentClient, AgentRefused, agent_tls
 from fleetwatch.sources.supervisor.protocol import Fault
 from fleetwatch.types import Secret
-from tests.conftest import free_port, require
+from tests.conftest import free_port, require, wait_for
 
 TOKEN = "unit-token"
 
@@ -266,7 +266,12 @@ def test_a_gap_in_poolserial_takes_a_new_snapshot_issue9_overflow(
     # The worker takes the snapshot; its marker arrives through the listener.
     worker = threading.Thread(target=agent.work_once)
     worker.start()
-    marker = _wait(lambda: agent._sync.marker if agent._sync and agent._sync.result else None)
+    marker = wait_for(
+        lambda: agent._sync.marker if agent._sync and agent._sync.result else None,
+        timeout=5.0,
+        what="the snapshot's marker",
+        every=0.001,
+    )
     agent.handle_event(
         _parse(envelope("REMOTE_COMMUNICATION", f"type:{SYNC_TYPE}\n{marker}", 7, 7))
     )
@@ -275,16 +280,6 @@ def test_a_gap_in_poolserial_takes_a_new_snapshot_issue9_overflow(
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # consecutive, no gaps
     assert recorder.frames[-1]["t"] == "snapshot"
     assert recorder.frames[-1]["processes"][0]["statename"] == "STOPPED"
-
-
-def _wait(get: Any, timeout: float = 5.0) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while (value := get()) is None:
-        assert time.monotonic() < deadline, "condition not met"
-        time.sleep(0.001)
-    return value
 
 
 def test_groups_added_at_runtime_and_unknown_processes_issue9_t6() -> None:
