@@ -5,9 +5,10 @@ The tree::
     FleetwatchError
     ├── ConfigError            a configuration file is wrong (file, line, key)
     ├── ListenError            a listening socket cannot be bound (server.py)
-    ├── ActionError            an action request cannot be carried out
+    ├── ActionError            a request to the hub cannot be carried out
     │   ├── UnknownTarget      the target does not exist             (HTTP 404)
     │   ├── UnknownAction      the target does not have that action  (HTTP 409)
+    │   ├── NoLogs             the target's source has no logs       (HTTP 409)
     │   └── BadParams          the action's params are wrong         (HTTP 400)
     └── SourceError            talking to a watched system failed
         ├── Unreachable        it did not answer (refused, timed out, closed)
@@ -24,6 +25,7 @@ __all__ = [
     "ConfigError",
     "FleetwatchError",
     "LocalProtocolError",
+    "NoLogs",
     "ProtocolError",
     "RemoteProtocolError",
     "SourceError",
@@ -51,7 +53,8 @@ class ConfigError(FleetwatchError):
 
 
 class ActionError(FleetwatchError):
-    """An action request cannot be carried out; ``status`` is the HTTP status to answer."""
+    """A request to the hub (an action, a log read) cannot be carried out; ``status`` is the
+    HTTP status to answer."""
 
     status = 400
 
@@ -61,6 +64,12 @@ class UnknownTarget(ActionError):
 
 
 class UnknownAction(ActionError):
+    status = 409
+
+
+class NoLogs(ActionError):
+    """A log was asked of a process whose source cannot read logs (no ``LogReader``)."""
+
     status = 409
 
 

@@ -28,10 +28,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from fleetwatch.config import Config, SourceConfig
-from fleetwatch.errors import BadParams, SourceError, UnknownAction, UnknownTarget
+from fleetwatch.errors import BadParams, NoLogs, SourceError, UnknownAction, UnknownTarget
 from fleetwatch.model import ActionSpec, Delta, Entity, Fleet, Kind, Snapshot, Source
 from fleetwatch.publishers.notifications import Notification, NotificationRules
-from fleetwatch.sources.base import ActionResult, Target
+from fleetwatch.sources.base import (
+    LOG_CHANNELS,
+    ActionResult,
+    LogChunk,
+    LogReader,
+    Refresher,
+    Target,
+)
 from fleetwatch.sources.base import Source as SourceRunner
 
 __all__ = ["Hub", "SourceFactory", "Subscription"]
@@ -390,6 +397,65 @@ class Hub:
             (time.monotonic() - started) * 1000,
         )
         return result
+
+    # -- capabilities ----------------------------------------------------------------
+
+    async def read_log(
+        self,
+        process_id: str,
+        channel: str = "stdout",
+        offset: int | None = None,
+        length: int = 65536,
+    ) -> LogChunk:
+        """A window of a process's log, from its source (:class:`LogReader`).
+
+        Raise UnknownTarget (404) for an unknown process, NoLogs (409) when its source
+        cannot read logs, BadParams (400) for a bad channel, offset or length; a
+        SourceError when the system failed to answer (offline: Unreachable).
+        """
+        process = self.fleet.get("process", process_id)
+        if process is None:
+            raise UnknownTarget(f"no process {process_id!r}")
+        if channel not in LOG_CHANNELS:
+            raise BadParams(f"channel must be {' or '.join(LOG_CHANNELS)}, not {channel!r}")
+        if offset is not None and offset < 0:
+            raise BadParams("offset must be 0 or more")
+        if length < 1:
+            raise BadParams("length must be 1 or more")
+        runner = self._runners.get(process.source)
+        if not isinstance(runner, LogReader):
+            raise NoLogs(f"process {process_id!r} has no readable log")
+        return await runner.read_log(process_id, channel, offset, length)
+
+    async def refresh(self, source_id: str | None = None) -> list[str]:
+        """Make sources re-read their systems now (every source, or ``source_id``'s).
+
+        Returns once each :class:`Refresher` among them has reported a read that started
+        after the call (or could not make one in a bounded time), with the changes
+        committed; the names of those that did are returned. A source without the
+        capability is left alone (a no-op). Raise UnknownTarget for an unknown source.
+        """
+        if source_id is not None and self.fleet.get("source", source_id) is None:
+            raise UnknownTarget(f"no source {source_id!r}")
+        names = list(self._runners) if source_id is None else [source_id]
+        refreshers: list[tuple[str, Refresher]] = []
+        for name in names:
+            runner = self._runners.get(name)
+            if isinstance(runner, Refresher):
+                refreshers.append((name, runner))
+        results = await asyncio.gather(
+            *(r.refresh() for _, r in refreshers), return_exceptions=True
+        )
+        self.flush()
+        done: list[str] = []
+        for (name, _), result in zip(refreshers, results, strict=True):
+            if isinstance(result, BaseException):
+                if isinstance(result, asyncio.CancelledError):
+                    raise result
+                log.error("source %s: refresh failed: %r", name, result)
+            elif result:
+                done.append(name)
+        return done
 
     def sources_matching(self, pattern: str) -> list[str]:
         return [s for s in self._runners if fnmatch.fnmatchcase(s, pattern)]

@@ -4,12 +4,21 @@ A source owns one connection to one watched system. It reports what it sees to a
 :class:`SourceSink` (the hub), reconnects with :class:`Backoff` after a failure,
 and re-reads the full state after every reconnect so the model converges to the
 truth. It never touches HTTP clients, the UI or other sources.
+
+What only some sources can do is a *capability*, an ABC a source class also derives
+from, which the hub looks for (``Hub.read_log``, ``Hub.refresh``); clients reach it
+through the hub and never ask which class a source is:
+
+* :class:`LogReader` — windows of a process's stdout/stderr log (supervisord);
+* :class:`Refresher` — re-read the watched system now (a poller that would otherwise
+  read it at its next tick); a source without it has nothing to re-read on demand.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import logging
 import random
 import time
@@ -21,8 +30,12 @@ from fleetwatch.errors import RemoteProtocolError, SourceError, Unreachable
 from fleetwatch.model import ActionSpec, Entity, Kind
 
 __all__ = [
+    "LOG_CHANNELS",
     "ActionResult",
     "Backoff",
+    "LogChunk",
+    "LogReader",
+    "Refresher",
     "Source",
     "SourceSink",
     "Target",
@@ -51,6 +64,53 @@ class ActionResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "error": self.error, "detail": self.detail}
+
+
+LOG_CHANNELS = ("stdout", "stderr")
+
+
+@dataclass(frozen=True, slots=True)
+class LogChunk:
+    """A window of a process log: ``text`` is bytes ``[offset, end)`` decoded."""
+
+    text: str
+    offset: int
+    end: int
+    size: int
+    reset: bool = False
+    """True when the requested offset lay past the end (the log was rotated or cleared)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class LogReader(abc.ABC):
+    """Capability: the source can read its processes' logs."""
+
+    @abc.abstractmethod
+    async def read_log(
+        self, process_id: str, channel: str, offset: int | None, length: int
+    ) -> LogChunk:
+        """Read up to ``length`` bytes of ``channel`` (``stdout``/``stderr``) from ``offset``.
+
+        ``offset`` None reads the last ``length`` bytes. The chunk's ``offset``/``end`` are
+        exact byte offsets (a follower reads on from ``end``); an ``offset`` past the end
+        reads from 0 with ``reset``. Raise UnknownTarget for a process the source does
+        not have, SourceError when the system failed to answer.
+        """
+
+
+class Refresher(abc.ABC):
+    """Capability: the source can re-read its system on demand."""
+
+    @abc.abstractmethod
+    async def refresh(self) -> bool:
+        """Read the system again, starting now; return once what it read is reported.
+
+        True when a read that started after the call has been reported to the sink;
+        False when none could be made within a bounded time (the source is not
+        connected, or the read failed). Never raises for the system's failures.
+        """
 
 
 class SourceSink(Protocol):

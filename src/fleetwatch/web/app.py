@@ -40,11 +40,10 @@ from starlette.staticfiles import StaticFiles
 
 from fleetwatch import __version__, filters
 from fleetwatch.config import parse_listen
-from fleetwatch.errors import ActionError, SourceError, UnknownTarget
+from fleetwatch.errors import ActionError, SourceError
 from fleetwatch.hub import Hub
 from fleetwatch.model import ActionSpec, Kind, dumps
 from fleetwatch.sources.base import Target
-from fleetwatch.sources.supervisor import SupervisorSource
 from fleetwatch.web.guard import Guard, GuardMiddleware
 from fleetwatch.web.multivisor import multivisor_app
 from fleetwatch.web.stream import serve_stream
@@ -261,16 +260,10 @@ def create_app(
         offset: int | None = Query(None, ge=0, description="byte offset; omit for the tail"),
         length: int = Query(65536, ge=1, le=MAX_LOG_WINDOW),
     ) -> Response:
-        process = hub.fleet.get("process", id)
-        if process is None:
-            return _error(404, f"no process {id!r}")
-        runner = hub.runner(process.source)
-        if not isinstance(runner, SupervisorSource):
-            return _error(409, f"process {id!r} has no readable log")
-        try:
-            chunk = await runner.read_log(id, channel, offset, length)
-        except UnknownTarget as exc:
-            return _error(404, str(exc))
+        try:  # a SourceError (the system failed to answer) is upstream_error's 502
+            chunk = await hub.read_log(id, channel, offset, length)
+        except ActionError as exc:
+            return _error(exc.status, str(exc))
         return JSONBytes(dumps(chunk.as_dict()))
 
     def list_route(plural: str, kind: Kind) -> None:

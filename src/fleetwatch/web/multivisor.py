@@ -31,8 +31,9 @@ what supervisord said (Multivisor: 200 "OK" and, at best, a notification later),
 ``config/file`` is written from the parsed configuration, so it holds no credentials.
 Every error is JSON ``{"error": TEXT}``. Success of an action is still the plain ``OK``
 Multivisor's clients expect, and failures are also sent to stream clients as
-notifications, as Multivisor does. An action answers once the poller has read
-supervisord again, so a ``GET api/data`` right after it shows what it did.
+notifications, as Multivisor does. A process action answers once its read-back is in
+the model, a supervisor action once the supervisor was polled again (``Hub.refresh``),
+so a ``GET api/data`` right after either shows what it did.
 
 As in Multivisor, a supervisor that is not online has ``running: false``, null details
 and no processes. The stream says ``supervisor_changed`` (with the whole supervisor)
@@ -43,6 +44,7 @@ when one process does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import fnmatch
 import itertools
@@ -64,7 +66,7 @@ from fleetwatch.hub import Hub, Subscription
 from fleetwatch.model import Delta, Node, Process, Source
 from fleetwatch.publishers.notifications import RUNNING_STATES, Notification
 from fleetwatch.sources.base import ActionResult, Target
-from fleetwatch.sources.supervisor import ProcessStates, SupervisorSource
+from fleetwatch.sources.supervisor import ProcessStates
 
 __all__ = ["KEEPALIVE", "TAIL_INTERVAL", "filter_patterns", "multivisor_app"]
 
@@ -323,16 +325,17 @@ class MultivisorAPI:
     # -- reading -------------------------------------------------------------------
 
     async def refresh(self, names: Iterable[str]) -> None:
-        """Poll these supervisors now and wait (a bounded time) until each has answered."""
-        waits = []
-        for name in names:
-            runner = self.hub.runner(name)
-            source = self.view.source(name)
-            if isinstance(runner, SupervisorSource) and source and source.status == "online":
-                waits.append(_polled(runner))
-        if waits:
-            await asyncio.gather(*waits)
-        self.hub.flush()
+        """Have these supervisors re-read now; wait (bounded) until each has (Hub.refresh).
+
+        A supervisor that is not online has nothing to show (Multivisor shows no
+        processes for it) and is not waited for.
+        """
+        online = [n for n in names if (s := self.view.source(n)) and s.status == "online"]
+        await asyncio.gather(*(self._refresh_one(n) for n in online))
+
+    async def _refresh_one(self, name: str) -> None:
+        with contextlib.suppress(UnknownTarget):  # removed meanwhile: nothing to wait for
+            await self.hub.refresh(name)
 
     async def data(self, request: Request) -> Response:
         return _json(self.view.data())
@@ -406,8 +409,10 @@ class MultivisorAPI:
         uids = filter_patterns(sorted(known), patterns)
         if not uids:
             return _error(404, f"no process matches {','.join(patterns)!r}")
+        # No refresh after them: a start/stop/restart reads back what it changed before it
+        # answers (SupervisorSource._settle), and a poll on its way since is dropped, so
+        # the model read next already shows what the action did.
         results = await asyncio.gather(*(self._act(Target("process", u), name) for u in uids))
-        await self.refresh({self._source_of(u) for u in uids})  # answer with the model caught up
         failed = {u: r for u, r in zip(uids, results, strict=True) if not r[0].ok}
         for uid, (result, _) in failed.items():
             verb = "stop" if name == "stop" else "restart"
@@ -425,6 +430,7 @@ class MultivisorAPI:
         if unknown:
             return _error(404, f"no supervisor {', '.join(map(repr, unknown))}")
         results = await asyncio.gather(*(self._on_supervisor(n, action) for n in names))
+        # A reload or shutdown is not read back by the action: a fresh poll sees it.
         await self.refresh(names)
         return self._answer(dict(zip(names, results, strict=True)))
 
@@ -529,24 +535,21 @@ class MultivisorAPI:
         found = self._process(uid)
         if isinstance(found, Response):
             return found
-        runner = self.hub.runner(found[1].name)
-        if not isinstance(runner, SupervisorSource):
-            return _error(409, f"process {uid!r} has no readable log")
         try:  # the first read here, so that a log that cannot be read is an error status
-            first = await runner.read_log(uid, channel, None, TAIL_FIRST)
-        except UnknownTarget as exc:
-            return _error(404, str(exc))
+            first = await self.hub.read_log(uid, channel, None, TAIL_FIRST)
+        except ActionError as exc:  # gone (404), or its source has no logs (409)
+            return _error(exc.status, str(exc))
         except SourceError as exc:
             return _error(502, str(exc) or type(exc).__name__)
         return StreamingResponse(
-            _tail(runner, uid, channel, first.end, first.text, first.size),
+            _tail(self.hub, uid, channel, first.end, first.text, first.size),
             media_type="text/event-stream",
             headers=_SSE_HEADERS,
         )
 
 
 async def _tail(
-    runner: SupervisorSource, uid: str, channel: str, end: int, text: str, size: int
+    hub: Hub, uid: str, channel: str, end: int, text: str, size: int
 ) -> AsyncIterator[bytes]:
     """Frames ``{"message", "size"}``: the last bytes of the log, then each new byte once.
 
@@ -557,8 +560,8 @@ async def _tail(
     quiet = 0.0
     while True:
         try:
-            chunk = await runner.read_log(uid, channel, end, TAIL_CHUNK)
-        except UnknownTarget:
+            chunk = await hub.read_log(uid, channel, end, TAIL_CHUNK)
+        except ActionError:
             return  # the process is gone
         except SourceError as exc:
             log.debug("tail of %s: %s", uid, exc)  # offline for now: try again
@@ -576,23 +579,6 @@ async def _tail(
         if quiet >= KEEPALIVE:
             quiet = 0.0
             yield b": keepalive\n\n"
-
-
-async def _polled(runner: SupervisorSource) -> None:
-    """Make the poller read supervisord again, from now on; wait (bounded) until it has.
-
-    Two rounds: a poll already in flight when this is called may have read the state
-    before what the caller just did; the second poll starts after the first answered.
-    """
-    for _ in range(2):
-        before = runner.last_ok
-        runner.poke()
-        deadline = time.monotonic() + runner.poll_timeout + runner.interval
-        # The source has no "polled" event to wait on (yet): watch its last answer's time.
-        while runner.last_ok == before and time.monotonic() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
-        if runner.last_ok == before:
-            return  # it did not answer in time: the model stays as it is
 
 
 async def _form(request: Request) -> dict[str, list[str]]:

@@ -283,6 +283,11 @@ class AgentLink:
         self.reason: str | None = None
         self.frames = 0
         self.gaps = 0
+        self.following = False
+        """True while the agent's stream is followed (a snapshot applied, not polling)."""
+        self.snapshots = 0
+        """Snapshots applied in this link's life."""
+        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
 
     def status_fields(self, fields: dict[str, Any]) -> dict[str, Any]:
         """A source's online() fields, saying which channel is in use and why."""
@@ -346,7 +351,48 @@ class AgentLink:
             with contextlib.suppress(asyncio.CancelledError, SourceError):
                 await poller
 
+    async def refresh(self, timeout: float) -> bool:
+        """Ask the agent for a fresh snapshot; True once one sent after the request is applied.
+
+        The agent reads supervisord for a snapshot after it took the request (a request
+        arriving during a snapshot is served by another one), so the next snapshot frame
+        is one read after the request, unless one was already being read: at worst a
+        moment older than the call, and events after it follow on the stream anyway.
+        """
+        waiting: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry = (self.snapshots + 1, waiting)
+        self._waiters.append(entry)
+        try:
+            await self.client.request_snapshot()
+        except SourceError:
+            self._waiters.remove(entry)
+            return False
+        await asyncio.wait({waiting}, timeout=timeout)
+        if not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
+            return False
+        return waiting.result()
+
+    def _wake(self, ok: bool) -> None:
+        keep: list[tuple[int, asyncio.Future[bool]]] = []
+        for target, waiting in self._waiters:
+            if not ok or target <= self.snapshots:
+                if not waiting.done():
+                    waiting.set_result(ok)
+            else:
+                keep.append((target, waiting))
+        self._waiters = keep
+
     async def _follow(self, source: SupervisorSource) -> None:
+        try:
+            await self._follow_frames(source)
+        finally:
+            self.following = False
+            self._wake(False)
+
+    async def _follow_frames(self, source: SupervisorSource) -> None:
         seq: int | None = None
         states: dict[str, str] = {}
         async for frame in self.client.frames():
@@ -361,6 +407,9 @@ class AgentLink:
             if kind == "snapshot":
                 seq = number if isinstance(number, int) else None
                 states = self._apply_snapshot(source, frame)
+                self.following = True
+                self.snapshots += 1
+                self._wake(True)
                 continue
             if seq is not None and number != seq + 1:
                 self.gaps += 1

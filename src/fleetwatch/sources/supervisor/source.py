@@ -29,7 +29,6 @@ import math
 import socket
 import time
 from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -38,7 +37,16 @@ import httpx
 from fleetwatch.config import SupervisorSourceConfig
 from fleetwatch.errors import RemoteProtocolError, SourceError, UnknownTarget, Unreachable
 from fleetwatch.model import ActionSpec, Node, ParamSpec, Process
-from fleetwatch.sources.base import ActionResult, Backoff, Source, SourceSink, Target
+from fleetwatch.sources.base import (
+    ActionResult,
+    Backoff,
+    LogChunk,
+    LogReader,
+    Refresher,
+    Source,
+    SourceSink,
+    Target,
+)
 from fleetwatch.sources.supervisor.agent import AgentClient, AgentLink, agent_tls
 from fleetwatch.sources.supervisor.client import HTTPStatusError, XmlRpcClient, public_url
 from fleetwatch.sources.supervisor.protocol import (
@@ -111,22 +119,7 @@ class _Steps:
             self.since = time.perf_counter()
 
 
-@dataclass(frozen=True, slots=True)
-class LogChunk:
-    """A window of a process log: ``text`` is bytes ``[offset, end)`` decoded."""
-
-    text: str
-    offset: int
-    end: int
-    size: int
-    reset: bool = False
-    """True when the requested offset lay past the end (the log was rotated or cleared)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-class SupervisorSource(Source):
+class SupervisorSource(Source, LogReader, Refresher):
     kind = "supervisor"
 
     def __init__(
@@ -183,6 +176,16 @@ class SupervisorSource(Source):
         """:func:`struct_key` of each process struct of the last answer -> what it made."""
         self._ids: set[str] = set()
         """The ids of the processes last published."""
+        self.refresh_timeout = 2 * self.poll_timeout + 1.0
+        """The longest :meth:`refresh` waits: a poll in flight, then its own (and decoding)."""
+        self._polling = False
+        """True while a session polls (:meth:`_poll_forever`)."""
+        self._begun = 0
+        """Polls begun so far (each poll's number)."""
+        self._settled = 0
+        """Action read-backs reported so far: a poll begun before one is dropped."""
+        self._waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        """Refreshes waiting: (the number of the poll that answers, its future)."""
 
     @property
     def url(self) -> str:
@@ -248,39 +251,98 @@ class SupervisorSource(Source):
                     await follower
 
     async def _poll_forever(self, follower: asyncio.Task[None] | None) -> None:
-        while True:
-            await self._wait_tick()
-            if follower is not None and follower.done():
-                follower.result()  # the event stream failed: end the session with its error
-            calls = [("supervisor.getState", ()), ("supervisor.getAllProcessInfo", ())]
-            if isinstance(self.client, XmlRpcClient):
-                await self._poll_xmlrpc(self.client, calls)
-                continue
-            else:
-                results = await self.client.multicall(calls, timeout=self.poll_timeout)
-                signature = None
-            state, infos = (_ok(r) for r in results)
-            self._check_state(state)
-            self.last_ok = time.time()
-            self._publish(ProcessInfo.list_from(infos))
-            self._last_poll = signature
+        self._polling = True
+        try:
+            while True:
+                await self._wait_tick()
+                if follower is not None and follower.done():
+                    follower.result()  # the event stream failed: end the session with its error
+                self._begun += 1
+                number, settled = self._begun, self._settled
+                calls = [("supervisor.getState", ()), ("supervisor.getAllProcessInfo", ())]
+                if isinstance(self.client, XmlRpcClient):
+                    reported = await self._poll_xmlrpc(self.client, calls, settled)
+                else:
+                    results = await self.client.multicall(calls, timeout=self.poll_timeout)
+                    state, infos = (_ok(r) for r in results)
+                    self._check_state(state)
+                    self.last_ok = time.time()
+                    reported = self._settled == settled
+                    if reported:
+                        self._publish(ProcessInfo.list_from(infos))
+                        self._last_poll = None
+                if reported and self._settled == settled:
+                    self._polled(number)
+                else:
+                    # An action's read-back was reported while this poll was on its way: the
+                    # poll may have read the state before the action. Drop it; the action
+                    # poked the poller, so the next poll begins at once.
+                    self._last_poll = None
+        finally:
+            self._polling = False
+            for _, waiting in self._waiters:
+                if not waiting.done():
+                    waiting.set_result(False)
+            self._waiters.clear()
 
-    async def _poll_xmlrpc(self, client: XmlRpcClient, calls: list[tuple[str, tuple[()]]]) -> None:
+    def _polled(self, number: int) -> None:
+        """Poll ``number`` is reported: wake the refreshes it answers."""
+        keep: list[tuple[int, asyncio.Future[bool]]] = []
+        for target, waiting in self._waiters:
+            if target <= number:
+                if not waiting.done():
+                    waiting.set_result(True)
+            else:
+                keep.append((target, waiting))
+        self._waiters = keep
+
+    async def refresh(self) -> bool:
+        """Poll now; return True once a poll that began after the call is reported.
+
+        A poll already on its way when this is called may have read supervisord before
+        what the caller just did, so the poll that answers is the next one to begin
+        (the poke makes it begin as soon as the one in flight is done). False, at once,
+        when no session is polling (connecting, offline), and after at most two polls'
+        timeouts. With fleetwatch-agent, the agent is asked for a fresh snapshot.
+        """
+        if self.agent is not None and self.agent.following:
+            return await self.agent.refresh(self.refresh_timeout)
+        if not self._polling:
+            return False
+        waiting: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        entry = (self._begun + 1, waiting)
+        self._waiters.append(entry)
+        self.poke()
+        await asyncio.wait({waiting}, timeout=self.refresh_timeout)
+        if not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
+            return False
+        return waiting.result()
+
+    async def _poll_xmlrpc(
+        self, client: XmlRpcClient, calls: list[tuple[str, tuple[()]]], settled: int
+    ) -> bool:
+        """One poll; False when it was dropped (an action's read-back came in meanwhile)."""
         # The call's deadline ends with the answer's last byte: decoding it, in slices
         # between which the hub goes on, is not the daemon's time (issue #8).
         body = await client.multicall_body(calls, timeout=self.poll_timeout)
         self.last_ok = time.time()
         signature = await _signature(body)
         if signature == self._last_poll:
-            return  # nothing changed: skip decoding, most of a poll's cost
+            return True  # nothing changed: skip decoding, most of a poll's cost
         results = await _decode_calls(body, len(calls))
         del body
         state, infos = (_ok(r) for r in results)
         self._check_state(state)
         self.last_ok = time.time()
         processes, fresh, _ = await self._table(infos)
+        if self._settled != settled:
+            return False
         await self._commit_table(processes, fresh)
         self._last_poll = signature
+        return True
 
     async def _wait_tick(self) -> None:
         # Not asyncio.wait_for: before Python 3.12 it swallows a cancellation that
@@ -509,6 +571,7 @@ class SupervisorSource(Source):
         except (SourceError, UnknownTarget, ValueError):
             return  # the poll that follows reports what went wrong
         self._last_poll = None  # the model moved: the next poll must not be skipped as unchanged
+        self._settled += 1  # and a poll on its way now may predate the action: it is dropped
 
     def _process_of(self, id: str) -> Process:
         p = self.sink.get("process", id)
