@@ -90,7 +90,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from fleetwatch.model import Entity, Job, Kind, Node
+from fleetwatch.model import ActionSpec, Entity, Job, Kind, Node
 from fleetwatch.sources.piwheels.protocol import (
     Ack,
     Build,
@@ -107,7 +107,16 @@ from fleetwatch.sources.piwheels.protocol import (
     dialect_of,
 )
 
-__all__ = ["REASONS", "SLAVE_STATES", "Farm"]
+__all__ = [
+    "ACTIONS",
+    "MASTER_ACTIONS",
+    "REASONS",
+    "SLAVE_ACTIONS",
+    "SLAVE_STATES",
+    "Farm",
+    "NotPossible",
+    "plan",
+]
 
 REASONS: Final = {0: "built", 1: "failed", 2: "skipped", 3: "killed", 4: "lost"}
 """``Job.metrics["reason"]`` of a finished build → what it means."""
@@ -145,6 +154,149 @@ _STATE_OF: Final = {
     "DIE": "terminating",
 }
 _LEGACY_VERSIONS: Final = {"modern": "0.17+", "legacy": "0.14-0.16"}
+
+
+# -------------------------------------------------------------------------------- actions
+
+ACTIONS: Final = (
+    ActionSpec(
+        name="pause",
+        title="Pause: SLEEP null - every master task pauses (PyPI polling, web pages, "
+        "stats), idle slaves are told to sleep; builds already running go on",
+        targets=("source", "node"),
+        hotkey="p",
+    ),
+    ActionSpec(
+        name="halt",
+        title="Halt: SLEEP null, then SKIP null - pause, and abort every running build "
+        "at its slave's next report (5-10 s); skipped packages are not blacklisted",
+        targets=("source", "node"),
+        confirm=True,
+        hotkey="h",
+    ),
+    ActionSpec(
+        name="resume",
+        title="Resume: WAKE null on the master (tasks resume, every slave's kill/skip "
+        "flags cleared), WAKE id on a slave (undoes a pending stop or kill)",
+        targets=("source", "node"),
+        hotkey="r",
+    ),
+    ActionSpec(
+        name="stop_slaves",
+        title="Stop slaves: KILL null - every slave is told to exit at its next request "
+        "for work; builds already running finish first",
+        targets=("source", "node"),
+        confirm=True,
+    ),
+    ActionSpec(
+        name="kill_slaves",
+        title="Kill slaves: KILL null, then SKIP null - running builds are aborted at "
+        "their next report and every slave exits",
+        targets=("source", "node"),
+        confirm=True,
+    ),
+    ActionSpec(
+        name="stop_master",
+        title="Stop master: QUIT - the master exits (about 1 s); slaves keep running and "
+        "come back after their 5-minute timeout when a master returns",
+        targets=("source", "node"),
+        confirm=True,
+        hotkey="t",
+    ),
+    ActionSpec(
+        name="skip",
+        title="Skip build: SKIP id - the slave's current build is aborted at its next "
+        "report (5-10 s) and not recorded; the package is re-queued later",
+        targets=("node",),
+        confirm=True,
+        hotkey="i",
+    ),
+    ActionSpec(
+        name="stop",
+        title="Stop slave: KILL id - the slave exits at its next request for work; a "
+        "build already running finishes first (WAKE id undoes it until then)",
+        targets=("node",),
+        confirm=True,
+        hotkey="s",
+    ),
+    ActionSpec(
+        name="kill",
+        title="Kill slave: KILL id, then SKIP id - its build is aborted at the next "
+        "report and the slave exits",
+        targets=("node",),
+        confirm=True,
+        hotkey="k",
+    ),
+)
+"""The actions of a piwheels source, with what a real master does (piwheels.md §4.1).
+
+Master actions (:data:`MASTER_ACTIONS`) act on the source or on its master node;
+slave actions (:data:`SLAVE_ACTIONS`) on a slave node, and ``resume`` on either. There
+is no per-slave pause: a real master sets a flag for ``SLEEP id`` that nothing reads
+(verified live), so it is not offered. A 0.14-0.16 master knows only ``PAUSE``,
+``RESUME``, ``KILL id`` and ``QUIT``: ``halt``, ``kill_slaves``, ``skip`` and ``kill``
+fail there, ``stop_slaves`` sends ``KILL id`` to each known slave.
+"""
+
+MASTER_ACTIONS: Final = frozenset(
+    {"pause", "halt", "resume", "stop_slaves", "kill_slaves", "stop_master"}
+)
+SLAVE_ACTIONS: Final = frozenset({"skip", "stop", "kill", "resume"})
+
+
+class NotPossible(Exception):
+    """An action that cannot be carried out on this target or master (the text says why)."""
+
+
+def plan(
+    name: str, slave: int | None, dialect: Dialect | None, slaves: tuple[int, ...] = ()
+) -> list[Control]:
+    """The control messages for action ``name`` on the master (``slave=None``) or a slave.
+
+    ``dialect`` None (not known yet) is spoken to as modern. ``slaves`` are the known
+    slave ids (a legacy master's ``stop_slaves`` kills them one by one).
+    """
+    legacy = dialect == "legacy"
+    if slave is None:
+        if name not in MASTER_ACTIONS:
+            raise NotPossible(f"{name} acts on a build slave, not on the master")
+        if legacy:
+            if name == "pause":
+                return [Control("PAUSE")]
+            if name == "resume":
+                return [Control("RESUME")]
+            if name == "stop_master":
+                return [Control("QUIT")]
+            if name == "stop_slaves":
+                if not slaves:
+                    raise NotPossible("no build slave is known to stop")
+                return [Control("KILL", s) for s in slaves]
+            raise NotPossible(f"a 0.14-0.16 master has no SKIP: {name} is not possible")
+        return {
+            "pause": [Control("SLEEP", None)],
+            "halt": [Control("SLEEP", None), Control("SKIP", None)],
+            "resume": [Control("WAKE", None)],
+            "stop_slaves": [Control("KILL", None)],
+            "kill_slaves": [Control("KILL", None), Control("SKIP", None)],
+            "stop_master": [Control("QUIT")],
+        }[name]
+    if name not in SLAVE_ACTIONS:
+        if name == "pause":
+            raise NotPossible(
+                "a piwheels master cannot pause one slave (SLEEP id does nothing): "
+                "pause the master, or stop the slave"
+            )
+        raise NotPossible(f"{name} acts on the master, not on a build slave")
+    if legacy:
+        if name == "stop":
+            return [Control("KILL", slave)]
+        raise NotPossible(f"a 0.14-0.16 master has no SKIP or WAKE: {name} is not possible")
+    return {
+        "skip": [Control("SKIP", slave)],
+        "stop": [Control("KILL", slave)],
+        "kill": [Control("KILL", slave), Control("SKIP", slave)],
+        "resume": [Control("WAKE", slave)],
+    }[name]
 
 
 class Sink(Protocol):
