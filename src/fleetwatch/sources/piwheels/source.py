@@ -3,9 +3,9 @@
 A session connects a SUB to the master's status queue (subscribed to everything) and
 a PUSH to its control queue, as piw-monitor does, then:
 
-* sends ``HELLO`` and repeats it (1 s, doubling up to 8 s) until the master's own
-  ``HELLO`` arrives: a subscription takes a moment to reach a PUB, and what is
-  published before that is lost (trap 1). The SUB's socket monitor says when ZeroMQ
+* sends ``HELLO`` and repeats it (1 s, doubling up to 8 s or half the ``timeout``)
+  until the master's own ``HELLO`` arrives: a subscription takes a moment to reach
+  a PUB, and what is published before that is lost (trap 1). The SUB's socket monitor says when ZeroMQ
   (re)connects to the master, which happens when a master (re)starts; each connect
   starts the HELLOs again, so a restarted master is asked for its state at once.
 * applies every status message to the :class:`~.farm.Farm` (replays are idempotent);
@@ -219,7 +219,7 @@ class PiwheelsSource(Source):
                 self._send(Control("HELLO"))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._answer.wait(), delay)
-                delay = min(HELLO_MAX, delay * 2)
+                delay = min(HELLO_MAX, self.timeout / 2, delay * 2)
 
     async def _connects(self, monitor: zmq.asyncio.Socket) -> None:
         """A (re)connect to the master's PUB: a master (re)started, ask it for its state."""
