@@ -5,9 +5,10 @@ a PUSH to its control queue, as piw-monitor does, then:
 
 * sends ``HELLO`` and repeats it (1 s, doubling up to 8 s or half the ``timeout``)
   until the master's own ``HELLO`` arrives: a subscription takes a moment to reach
-  a PUB, and what is published before that is lost (trap 1). The SUB's socket monitor says when ZeroMQ
-  (re)connects to the master, which happens when a master (re)starts; each connect
-  starts the HELLOs again, so a restarted master is asked for its state at once.
+  a PUB, and what is published before that is lost (trap 1). The SUB's socket
+  monitor says when ZeroMQ (re)connects to the master, which happens when a master
+  (re)starts; each connect starts the HELLOs again, so a restarted master is asked
+  for its state at once.
 * applies every status message to the :class:`~.farm.Farm` (replays are idempotent);
   a master ``HELLO`` with a new ``started`` resets its slaves (``Farm.apply``).
 * a master silent for ``timeout`` (30 s; STATS come every 10 s) is ``offline``:
