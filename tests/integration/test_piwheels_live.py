@@ -8,6 +8,7 @@ sends the same bytes, so every step below is the real master's answer to it.
 
 from __future__ import annotations
 
+import datetime as dt
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,8 +17,14 @@ from typing import Any
 import pytest
 
 from fleetwatch.config import PiwheelsSourceConfig
-from fleetwatch.demo.piwheels import StandInMaster, describe, load_capture
+from fleetwatch.demo.piwheels import StandInMaster, Step, describe, load_capture
 from fleetwatch.demo.supervisord import free_port
+from fleetwatch.sources.piwheels.protocol import (
+    LegacyMasterStats,
+    LegacySlaveHello,
+    SlaveEvent,
+    encode_status,
+)
 from tests.conftest import HubServer, Stream, wait_for
 
 CAPTURE = Path(__file__).parents[1] / "vectors" / "piwheels-capture.jsonl"
@@ -262,3 +269,54 @@ def test_silence_is_offline_and_the_return_is_online(
     wait_for(lambda: hub.source("piw")["status"] == "online", 15, "online again")
     wait_for(lambda: nodes(hub)["piw:master"]["state"] == "online", 15, "the master node online")
     wait_for(lambda: b"\x65HELLO" in master.received_since(before), 15, "a HELLO after the return")
+
+
+def test_a_legacy_master_is_spoken_to_in_its_dialect(
+    standin: Callable[..., StandInMaster], hub_server: Callable[..., HubServer], tmp_path: Path
+) -> None:
+    """A 0.14-0.16 master: map-shaped STATS, PAUSE/RESUME instead of SLEEP/WAKE null."""
+    when = dt.datetime(2020, 3, 1, 12, 0, tzinfo=dt.UTC)
+    frames = [
+        encode_status(
+            LegacyMasterStats(values={"builds_count": 3, "builds_time": dt.timedelta(hours=1)})
+        ),
+        encode_status(
+            SlaveEvent(
+                slave_id=4,
+                timestamp=when,
+                message="HELLO",
+                data=LegacySlaveHello(
+                    build_timeout=dt.timedelta(hours=3),
+                    py_version="35",
+                    abi="cp35m",
+                    platform="linux_armv7l",
+                    label="pi3",
+                ),
+            )
+        ),
+    ]
+    steps = [Step(0.0, "control", b"\x65HELLO")] + [
+        Step(0.01 * i, "status", f) for i, f in enumerate(frames, 1)
+    ]
+    status, control = f"ipc://{tmp_path}/s", f"ipc://{tmp_path}/c"
+    master = standin(status, control, steps=steps, gated=False)
+    hub = hub_server(PiwheelsSourceConfig(name="piw", status_queue=status, control_queue=control))
+    wait_for(lambda: "piw:slave:4" in nodes(hub), 15, "the legacy slave")
+    assert hub.source("piw")["info"]["dialect"] == "legacy"
+    assert nodes(hub)["piw:master"]["metrics"]["builds_count"] == 3
+    assert nodes(hub)["piw:slave:4"]["labels"]["abi"] == "cp35m"
+    before = len(master.received)
+    assert act(hub, "source", "piw", "pause")["detail"]["sent"] == ["PAUSE"]
+    assert act(hub, "source", "piw", "resume")["detail"]["sent"] == ["RESUME"]
+    assert act(hub, "node", "piw:slave:4", "stop")["detail"]["sent"] == ["KILL 4"]
+    body = act(hub, "node", "piw:slave:4", "skip")
+    assert body["ok"] is False
+    assert "0.14-0.16" in body["error"]
+    wait_for(
+        lambda: (
+            [f for f in master.received_since(before) if f != b"\x65HELLO"]
+            == [b"\x65PAUSE", b"\x66RESUME", b"\x82\x64KILL\x04"]
+        ),
+        10,
+        "PAUSE, RESUME, KILL 4 at the master",
+    )

@@ -18,10 +18,14 @@ How it follows the recording:
   those exact bytes arrive, so what follows is the real master's answer to them.
   :attr:`waiting_for` names the frame awaited. At the recorded ``QUIT`` it closes its
   sockets and ends, as the master exited. ``gated=False`` (the demo) passes them by.
+  At the end of a recording without ``QUIT`` it stays bound and silent (answering
+  HELLOs, recording commands) until :meth:`stop`.
 * Every later ``HELLO`` is answered with the recorded master ``HELLO`` frame (a real
   master would also replay its history; the recorded replays are played where they
   were recorded).
-* ``loop=True`` starts again after the last frame. With ``fresh=True`` each pass has
+* ``steps`` may be another recording (tests build a 0.14-0.16 one).
+* ``loop=True`` starts again after the last frame. With ``fresh=True`` (meant for
+  ``speed=1``, as the demo runs it) each pass has
   its datetimes moved so that the pass starts now: the frames are decoded, shifted and
   re-encoded by :mod:`fleetwatch.sources.piwheels.protocol` (so they are the capture's
   bytes except for the datetime texts). The master's ``started`` keeps the first
@@ -65,6 +69,7 @@ CAPTURE = Path(__file__).with_name("piwheels-capture.jsonl")
 """The recording (a copy of ``shared/protocols/piwheels-capture.jsonl``)."""
 
 _HELLO = b"\x65HELLO"
+_QUIT = b"\x64QUIT"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -220,7 +225,7 @@ class StandInMaster:
         poller.register(pull, zmq.POLLIN)
         steps = self.steps
         first = next(i for i, s in enumerate(steps) if s.direction == "status")
-        hello_frame = next(s.frame for s in steps if s.frame.startswith(b"\x82\x65HELLO"))
+        hello_frame = next((s.frame for s in steps if s.frame.startswith(b"\x82\x65HELLO")), None)
         subscribers = 0
         playing = False
         hello_pending = False
@@ -231,7 +236,12 @@ class StandInMaster:
         while not self._stop.is_set():
             now = time.monotonic()
             timeout = 50.0
-            if playing and not self._held.is_set() and self.waiting_for is None:
+            if (
+                playing
+                and idx < len(steps)
+                and not self._held.is_set()
+                and self.waiting_for is None
+            ):
                 timeout = max(0.0, min(50.0, (due - now) * 1000))
             for sock, _ in poller.poll(int(timeout)):
                 if sock is pub:
@@ -244,7 +254,7 @@ class StandInMaster:
                     if frame == _HELLO:
                         if not playing:
                             hello_pending = True
-                        elif not self._held.is_set():
+                        elif hello_frame is not None and not self._held.is_set():
                             self._publish(pub, hello_frame, by, started_by)
                     else:
                         unconsumed.append(frame)
@@ -264,6 +274,8 @@ class StandInMaster:
                 if self.waiting_for not in unconsumed:
                     continue
                 unconsumed.remove(self.waiting_for)
+                if self.waiting_for == _QUIT:
+                    return  # the master exits
                 self.waiting_for = None
                 idx += 1
                 due = time.monotonic()
@@ -278,15 +290,16 @@ class StandInMaster:
                     else:
                         self.waiting_for = step.frame
                         break
-                    if step.frame == b"\x64QUIT":
+                    if step.frame == _QUIT:
                         return  # the master exits
                 idx += 1
                 if idx < len(steps):
                     due += (steps[idx].t - step.t) / self.speed
-            if idx >= len(steps):
+            if idx == len(steps):
                 self.passes += 1
                 if not self.loop:
-                    return
+                    idx += 1  # done: stays bound, answers HELLOs, records (until stop())
+                    continue
                 idx, due = first, time.monotonic() + 1.0 / self.speed
                 if self.fresh:
                     by = self._offset(steps[first:])
