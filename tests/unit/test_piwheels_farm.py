@@ -361,3 +361,11 @@ def test_every_action_has_its_semantics_in_its_title() -> None:
     assert "KILL id" in titles["stop"]
     assert all(a.confirm for a in ACTIONS if a.name in ("stop_master", "kill", "kill_slaves"))
     assert {a.hotkey for a in ACTIONS} >= {"p", "r", "k", "t"}  # piw-monitor's keys
+
+
+def test_no_master_node_before_the_master_is_heard(farm: Farm, fleet: Fleet) -> None:
+    farm.set_offline(True)
+    farm.sent(Control("SLEEP", None))
+    assert fleet.get("node", "piw:master") is None
+    play(farm, 2, 2)
+    assert node(fleet, "piw:master").state == "offline"

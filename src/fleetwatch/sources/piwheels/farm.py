@@ -717,7 +717,10 @@ class Farm:
         )
 
     def _put_master(self) -> None:
-        self.sink.put(self.master_node())
+        m = self.master
+        if m.last_seen or m.hello or m.stats or m.legacy_stats or self.slaves:
+            self.sink.put(self.master_node())
+        # else: never heard of (a source that is offline from the start has no master node)
 
     def _put_slave(self, slave: _Slave) -> None:
         self.sink.put(self.slave_node(slave))
