@@ -320,3 +320,38 @@ def test_a_legacy_master_is_spoken_to_in_its_dialect(
         10,
         "PAUSE, RESUME, KILL 4 at the master",
     )
+
+
+def test_a_restarted_master_is_asked_again_and_resets_its_slaves(
+    hub_server: Callable[..., HubServer], tmp_path: Path
+) -> None:
+    """Trap 13: a new master binds the same queues; ZeroMQ reconnects, the hub HELLOs it,
+    its HELLO has a new ``started``, and the old master's slaves are gone."""
+    status, control = f"ipc://{tmp_path}/s", f"ipc://{tmp_path}/c"
+    first = StandInMaster(status, control, steps=load_capture(CAPTURE), speed=50, gated=False)
+    first.start()
+    try:
+        hub = hub_server(
+            PiwheelsSourceConfig(name="piw", status_queue=status, control_queue=control)
+        )
+        wait_for(lambda: "piw:build:3" in jobs(hub), 15, "the first master's builds")
+        started = nodes(hub)["piw:master"]["labels"]["started"]
+    finally:
+        first.stop()
+    # The same recording with its datetimes moved to now: another master start.
+    second = StandInMaster(
+        status, control, steps=load_capture(CAPTURE), speed=50, gated=False, fresh=True
+    )
+    second.start()
+    try:
+        wait_for(
+            lambda: nodes(hub)["piw:master"]["labels"]["started"] != started,
+            20,
+            "the new master's HELLO",
+        )
+        assert b"\x65HELLO" in second.received  # asked for its state on reconnect
+        wait_for(lambda: "piw:build:4" in jobs(hub), 20, "the new master's first build")
+        assert jobs(hub)["piw:build:4"]["file"] == "piwlab-demo 0.1 (cp311)"
+        assert hub.source("piw")["status"] == "online"
+    finally:
+        second.stop()
