@@ -248,6 +248,11 @@ def test_garbage_puts_the_source_in_error_and_it_recovers(
     assert master.received.count(b"\x65HELLO") > hellos  # a fresh connection asked again
     assert hub.get("/api/health")
     assert len(nodes(hub)) == 3  # the model survived
+    wait_for(
+        lambda: all(n["state"] != "offline" for n in nodes(hub).values()),
+        15,
+        "the nodes online again",
+    )
 
 
 def test_silence_is_offline_and_the_return_is_online(

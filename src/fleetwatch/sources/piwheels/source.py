@@ -180,9 +180,10 @@ class PiwheelsSource(Source):
         self._heard = time.monotonic()
         self.last_ok = time.time()
         if self._offline:
+            self._want_hello.set()  # back from a silence: ask for its state again
+        if self._offline or self.farm.offline:  # (the farm too after an error)
             self._offline = False
             self.farm.set_offline(False)
-            self._want_hello.set()  # back: ask for its state again
         self.farm.apply(msg)
         if isinstance(msg, MasterHello):
             self._answer.set()
