@@ -86,13 +86,16 @@ def test_every_control_frame_decodes_and_reencodes_byte_for_byte(line: int, data
     )
 
 
-@pytest.mark.parametrize(("line", "data"), STATUS[:12], ids=[f"line{i}" for i, _ in STATUS[:12]])
+@pytest.mark.parametrize(
+    ("line", "data"), STATUS + CONTROL, ids=[f"line{i}" for i, _ in STATUS + CONTROL]
+)
 def test_every_prefix_and_trailing_bytes_are_protocol_errors(line: int, data: bytes) -> None:
+    decode = decode_status if (line, data) in STATUS else decode_control
     for cut in range(len(data)):
         with pytest.raises(RemoteProtocolError):
-            decode_status(data[:cut])
+            decode(data[:cut])
     with pytest.raises(RemoteProtocolError, match="after the CBOR item"):
-        decode_status(data + b"\x00")
+        decode(data + b"\x00")
 
 
 def test_fuzzed_frames_raise_only_the_protocol_error() -> None:
