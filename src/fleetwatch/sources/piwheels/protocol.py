@@ -363,7 +363,8 @@ def dialect_of(msg: StatusMessage) -> Dialect | None:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    # ``type() is``: a bool is an int to isinstance; cbor2 gives plain ints and bools.
+    return type(value) is int
 
 
 class _Bad(Exception):
@@ -371,9 +372,9 @@ class _Bad(Exception):
 
 
 def _int(value: object, what: str) -> int:
-    if not _is_int(value):
+    if type(value) is not int:
         raise _Bad(f"{what}: expected an int, got {_kind(value)}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _float(value: object, what: str) -> float:
