@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   abiRows,
   alertsOf,
+  buildResult,
   compareSlaves,
   farmActions,
   farmOf,
@@ -15,6 +16,7 @@ import {
   upSince,
   usage,
 } from '../src/lib/farm'
+import { actionHelp, actionLabel } from '../src/lib/actions'
 import { buildGantt, jobNumber } from '../src/lib/gantt'
 import type { ActionSpec, Job, Node, Source } from '../src/lib/types'
 
@@ -24,17 +26,18 @@ function spec(name: string, title: string, targets: string[], confirm = false): 
   return { name, title, targets, confirm, params: [], hotkey: null }
 }
 
+// As fw-piw's src/fleetwatch/sources/piwheels/farm.py ACTIONS lists them (titles shortened).
+const BOTH = ['source', 'node']
 const ACTIONS: ActionSpec[] = [
-  spec('pause', 'Pause', ['source']),
-  spec('halt', 'Halt', ['source'], true),
-  spec('resume', 'Resume', ['source']),
-  spec('stop_slaves', 'Stop slaves', ['source'], true),
-  spec('kill_slaves', 'Kill slaves', ['source'], true),
-  spec('stop_master', 'Stop master', ['source'], true),
-  spec('skip', 'Skip build', ['node'], true),
-  spec('stop', 'Stop slave', ['node'], true),
-  spec('kill', 'Kill slave', ['node'], true),
-  spec('resume', 'Resume', ['node']),
+  spec('pause', 'Pause: SLEEP null - every master task pauses', BOTH),
+  spec('halt', 'Halt: SLEEP null, then SKIP null - pause, and abort every running build', BOTH, true),
+  spec('resume', 'Resume: WAKE null on the master (tasks resume), WAKE id on a slave (undoes a pending stop or kill)', BOTH),
+  spec('stop_slaves', 'Stop slaves: KILL null - every slave is told to exit', BOTH, true),
+  spec('kill_slaves', 'Kill slaves: KILL null, then SKIP null', BOTH, true),
+  spec('stop_master', 'Stop master: QUIT - the master exits', BOTH, true),
+  spec('skip', "Skip build: SKIP id - the slave's current build is aborted", ['node'], true),
+  spec('stop', 'Stop slave: KILL id - the slave exits at its next request for work', ['node'], true),
+  spec('kill', 'Kill slave: KILL id, then SKIP id', ['node'], true),
 ]
 
 function source(id = 'piw', over: Partial<Source> = {}): Source {
@@ -219,18 +222,42 @@ describe('farmOf', () => {
 })
 
 describe('farmActions', () => {
-  it("gives the source's actions to the master and the node's to the slaves", () => {
+  it("gives the source's actions to the master, and the slave's own (and resume) to the slaves", () => {
     const a = farmActions(source())
     expect(a.master.map((s) => s.name)).toEqual(['pause', 'halt', 'resume', 'stop_slaves', 'kill_slaves', 'stop_master'])
-    expect(a.slave.map((s) => s.name)).toEqual(['skip', 'stop', 'kill', 'resume'])
-    expect(a.slave.find((s) => s.name === 'resume')?.targets).toEqual(['node'])
+    expect(a.slave.map((s) => s.name)).toEqual(['resume', 'skip', 'stop', 'kill'])
   })
-  it('offers nothing the source does not list', () => {
-    expect(farmActions(source('piw', { actions: [spec('pause', 'Pause', ['source'])] }))).toEqual({
-      master: [spec('pause', 'Pause', ['source'])],
-      slave: [],
-    })
+  it('never offers a master-wide action (a pause) on a slave', () => {
+    expect(farmActions(source()).slave.some((s) => s.name === 'pause' || s.name.endsWith('_slaves'))).toBe(false)
+  })
+  it('splits node-only and source-only specs by their targets alone', () => {
+    const only = [spec('pause', 'Pause', ['source']), spec('skip', 'Skip', ['node'])]
+    expect(farmActions(source('piw', { actions: only }))).toEqual({ master: [only[0]], slave: [only[1]] })
     expect(farmActions(undefined)).toEqual({ master: [], slave: [] })
+  })
+})
+
+describe('alerts and results from the source', () => {
+  it("takes the source's own alert reasons when it gives them", () => {
+    expect(masterView(master('piw', {}, { alert: 'silent,disk' })).alerts).toEqual(['silent', 'disk'])
+    expect(masterView(master('piw', {}, { alert: '' })).alerts).toEqual([])
+  })
+  it("says how a build ended from its reason", () => {
+    const j = build(1, 'piw:slave:1', 'failed', 1, 2)
+    expect(buildResult({ ...j, metrics: { reason: 2 } })).toBe('skipped')
+    expect(buildResult({ ...j, metrics: { reason: 0 }, state: 'done' })).toBe('built')
+    expect(buildResult({ ...j, metrics: {} })).toBe('failed')
+    expect(buildResult({ ...j, state: 'running', ended: null })).toBe('building')
+  })
+})
+
+describe('action labels', () => {
+  it('cuts a "Title: help" title into the label and its help', () => {
+    const a = ACTIONS[0]
+    expect(actionLabel(a)).toBe('Pause')
+    expect(actionHelp(a)).toBe('SLEEP null - every master task pauses')
+    expect(actionLabel(spec('x', 'Reread + update', ['source']))).toBe('Reread + update')
+    expect(actionHelp(spec('x', 'Reread + update', ['source']))).toBe('')
   })
 })
 

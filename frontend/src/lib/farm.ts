@@ -159,6 +159,16 @@ function tempOf(m: Record<string, number>): number | null {
   return isNum(v) && v !== 0 ? v : null
 }
 
+/** The source's own alert reasons (label `alert`: "disk,load"), when it gives them. */
+function alertLabel(node: Node): string[] | null {
+  const a = node.labels.alert
+  if (a === undefined) return null
+  return a
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
+}
+
 export function masterView(node: Node): MasterView {
   const m = node.metrics
   const abis = abiRows(m)
@@ -175,7 +185,7 @@ export function masterView(node: Node): MasterView {
     load: loadOf(m),
     temp: tempOf(m),
     upSince: upSince(node),
-    alerts: alertsOf(m, 70),
+    alerts: alertLabel(node) ?? alertsOf(m, 70),
   }
 }
 
@@ -199,7 +209,7 @@ export function slaveView(node: Node): SlaveView {
     disk: usage(m, 'disk'),
     mem: usage(m, 'mem'),
     swap: usage(m, 'swap'),
-    alerts: alertsOf(m, 78),
+    alerts: alertLabel(node) ?? alertsOf(m, 78),
   }
 }
 
@@ -251,29 +261,45 @@ export function skewText(seconds: number | null): string {
 /** A slave's state for its colour: the node's own state, "alert" when piw-monitor would flag it. */
 export function slaveTone(slave: SlaveView): 'bad' | 'warn' | 'busy' | 'idle' {
   const st = slave.node.state
-  if (st === 'offline' || st === 'error' || st === 'dead') return 'bad'
-  if (slave.alerts.length > 0 || st === 'alert') return 'warn'
+  if (st === 'offline' || st === 'error' || st === 'dead' || st === 'terminating') return 'bad'
+  if (slave.alerts.length > 0 || st === 'alert' || st === 'sleeping') return 'warn'
   if (slave.task) return 'busy'
   return 'idle'
 }
 
 export interface FarmActions {
-  /** The master's actions (on the source: pause, resume, stop the slaves, ...). */
+  /** The master's actions (sent to the source: pause, resume, stop the slaves, ...). */
   master: ActionSpec[]
   /** The actions offered on a build slave (sent to the slave's node). */
   slave: ActionSpec[]
 }
 
 /**
- * The source's actions split as its targets say: those on the `source` act on the master
- * (and through it on every slave), those on a `node` act on one build slave.
+ * The source's actions split as their targets say.  Those on the `source` act on the master
+ * (and through it on every slave).  A slave row offers the `node` actions that do not act
+ * on the source, and those that act on both whose help says what they do "on a slave"
+ * (piwheels' resume: WAKE null on the master, WAKE id on a slave).  The master's other
+ * actions are node actions too (for the master's own node), never offered on a slave: a
+ * piwheels master cannot pause one slave.
  */
 export function farmActions(source: Source | undefined): FarmActions {
   if (!source) return { master: [], slave: [] }
   return {
     master: source.actions.filter((a) => a.targets.includes('source')),
-    slave: source.actions.filter((a) => a.targets.includes('node') && !a.targets.includes('source')),
+    slave: source.actions.filter(
+      (a) => a.targets.includes('node') && (!a.targets.includes('source') || /\bon (a|one|the) (build )?slaves?\b/i.test(a.title)),
+    ),
   }
+}
+
+/** What a finished build's `metrics.reason` means (the piwheels source's REASONS). */
+export const BUILD_REASONS: Readonly<Record<number, string>> = { 0: 'built', 1: 'failed', 2: 'skipped', 3: 'killed', 4: 'lost' }
+
+/** A build's outcome in a word: building while it runs, else its reason ("–" when unknown). */
+export function buildResult(job: Job): string {
+  if (job.state === 'running') return 'building'
+  const r = job.metrics.reason
+  return r === undefined ? (job.state === 'done' ? 'built' : job.state === 'failed' ? 'failed' : '–') : (BUILD_REASONS[r] ?? `reason ${r}`)
 }
 
 /** Whether a build belongs to a slave (its client is the slave's node id). */
