@@ -2,7 +2,7 @@
 // builds per ABI, disk / memory / swap, load, temperature, paused or not), the build slaves
 // sorted as piw-monitor sorts them (ABI, then label), their builds, and the source's actions
 // split into the master's and the slaves'.  Pure functions over the store's objects; the
-// shapes are the piwheels source's (docs/architecture.md, "piwheels source"):
+// shapes are the piwheels source's (src/fleetwatch/sources/piwheels/farm.py, its docstring):
 //
 // - master node `SOURCE:master`: labels role=master, paused="true"|"false", label, os_name,
 //   ...; metrics = the numeric STATS fields (disk_size, disk_free, mem_size, ...), plus
@@ -300,11 +300,6 @@ export function buildResult(job: Job): string {
   if (job.state === 'running') return 'building'
   const r = job.metrics.reason
   return r === undefined ? (job.state === 'done' ? 'built' : job.state === 'failed' ? 'failed' : '–') : (BUILD_REASONS[r] ?? `reason ${r}`)
-}
-
-/** Whether a build belongs to a slave (its client is the slave's node id). */
-export function buildsOf(slaveId: string, jobs: Job[]): Job[] {
-  return jobs.filter((j) => j.client === slaveId)
 }
 
 function isNum(v: unknown): v is number {
