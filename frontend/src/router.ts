@@ -9,6 +9,7 @@ export const router = createRouter({
     { path: '/', name: 'overview', component: () => import('./views/OverviewView.vue') },
     { path: '/processes', name: 'processes', component: () => import('./views/ProcessesView.vue') },
     { path: '/cluster', name: 'cluster', component: () => import('./views/ClusterView.vue') },
+    { path: '/farm', name: 'farm', component: () => import('./views/FarmView.vue') },
     { path: '/notifications', name: 'notifications', component: () => import('./views/NotificationsView.vue') },
     { path: '/:rest(.*)*', redirect: '/' },
   ],

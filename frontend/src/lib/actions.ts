@@ -6,6 +6,21 @@ import { ask } from './confirm'
 import { toaster } from './toasts'
 import type { ActionResult, ActionSpec, Source, Target } from './types'
 
+/**
+ * A button's label: the title up to its first ": " (a source may write "Pause: SLEEP null -
+ * what it does" and have the rest shown as help).
+ */
+export function actionLabel(spec: ActionSpec): string {
+  const cut = spec.title.indexOf(': ')
+  return cut > 0 ? spec.title.slice(0, cut) : spec.title
+}
+
+/** The help text after the label ("" when the title is only a label). */
+export function actionHelp(spec: ActionSpec): string {
+  const cut = spec.title.indexOf(': ')
+  return cut > 0 ? spec.title.slice(cut + 2) : ''
+}
+
 /** The actions `source` offers on a target of `kind` (process, group, source, node, job). */
 export function actionsFor(source: Source | undefined, kind: string): ActionSpec[] {
   if (!source) return []
@@ -63,19 +78,21 @@ export async function perform(spec: ActionSpec, targets: Target[]): Promise<Bulk
   let params: Record<string, unknown> = {}
   if (spec.confirm || spec.params.length > 0 || targets.length > 1) {
     const what = targets.length === 1 ? targets[0].id : `${targets.length} ${plural(targets[0].kind)}`
+    const label = actionLabel(spec)
+    const help = actionHelp(spec)
     const answer = await ask({
-      title: `${spec.title}?`,
-      text: `${spec.title} ${what}`,
+      title: `${label}?`,
+      text: `${label} ${what}${help ? `. ${help.charAt(0).toUpperCase()}${help.slice(1)}` : ''}`,
       items: targets.length > 1 ? targets.map((t) => t.id) : undefined,
       danger: spec.confirm,
-      confirmLabel: spec.title,
+      confirmLabel: label,
       params: spec.params,
     })
     if (!answer) return null
     params = answer.params
   }
   const results = await runOnAll(targets, spec.name, params)
-  const { ok, text } = summarize(spec.title, results)
+  const { ok, text } = summarize(actionLabel(spec), results)
   toaster.show(text, { key: `action:${spec.name}`, severity: ok ? 'success' : 'error' })
   return results
 }

@@ -102,24 +102,43 @@ export function assignLanes(jobs: Job[], now: number): Placed[] {
   return items
 }
 
-/** Job ids are `SOURCE#N`: compare the numbers numerically when both have them. */
+/** The N of a job id: `SOURCE#N` (icecream) or `SOURCE:build:N` (piwheels); NaN otherwise. */
+export function jobNumber(id: string): number {
+  const cut = Math.max(id.lastIndexOf('#'), id.lastIndexOf(':'))
+  return cut < 0 ? NaN : Number(id.slice(cut + 1))
+}
+
+/** Compare job ids by their numbers when both have them. */
 function compareIds(a: string, b: string): number {
-  const na = Number(a.slice(a.lastIndexOf('#') + 1))
-  const nb = Number(b.slice(b.lastIndexOf('#') + 1))
+  const na = jobNumber(a)
+  const nb = jobNumber(b)
   if (Number.isFinite(na) && Number.isFinite(nb) && na !== nb) return na - nb
   return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** The row (host id) of an icecream job: `SOURCE/NAME` of the host it ran on. */
+export function icecreamRow(job: Job): string {
+  return `${job.source}/${jobHost(job)}`
 }
 
 /**
  * Rows for `hosts` (in that order; jobs on hosts not in the list get rows of their own at the
  * end, marked `gone`), with the bars that overlap `win`.  `now` (Unix s) is where running
- * jobs end.  Waiting jobs (not started) have no bar.
+ * jobs end.  Waiting jobs (not started) have no bar.  `rowOf` says which host id a job's bar
+ * goes to (icecream's `SOURCE/NAME` of its server by default; a piwheels build's is its
+ * slave's node id, its client).
  */
-export function buildGantt(hosts: GanttHost[], jobs: Job[], win: GanttWindow, now: number): GanttRow[] {
+export function buildGantt(
+  hosts: GanttHost[],
+  jobs: Job[],
+  win: GanttWindow,
+  now: number,
+  rowOf: (job: Job) => string = icecreamRow,
+): GanttRow[] {
   const byHost = new Map<string, Job[]>()
   for (const job of jobs) {
     if (job.started === null || job.started === undefined) continue
-    const key = `${job.source}/${jobHost(job)}`
+    const key = rowOf(job)
     const list = byHost.get(key)
     if (list) list.push(job)
     else byHost.set(key, [job])
@@ -157,7 +176,9 @@ export function buildGantt(hosts: GanttHost[], jobs: Job[], win: GanttWindow, no
   const leftovers = [...byHost.keys()].filter((id) => !seen.has(id)).sort()
   for (const id of leftovers) {
     const slash = id.indexOf('/')
-    const host: GanttHost = { id, source: id.slice(0, slash), name: id.slice(slash + 1), slots: 0 }
+    const source = byHost.get(id)?.[0]?.source ?? id.slice(0, Math.max(0, slash))
+    const name = slash >= 0 ? id.slice(slash + 1) : id
+    const host: GanttHost = { id, source, name, slots: 0 }
     const row = make(host, true)
     if (row.bars.length > 0) rows.push(row)
   }
