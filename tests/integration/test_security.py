@@ -442,3 +442,16 @@ def test_serve_refuses_a_public_listen_without_users(tmp_path: Path) -> None:
     err = fleetwatch("serve", "-c", str(path), "--listen", f"0.0.0.0:{free_port()}", code=2)
     assert "no [[users]]" in err
     assert "--insecure-no-login" in err
+
+
+@pytest.mark.real
+@pytest.mark.timeout(240)
+def test_schemathesis_with_a_token_finds_no_failure(fleet: Fleet) -> None:
+    from tests.integration.test_openapi_conformance import run_schemathesis
+
+    token = fleet.token("root")
+    problems, tested, cases = run_schemathesis(fleet.url, {"Authorization": f"Bearer {token}"})
+    assert not problems, f"{len(problems)} failures:\n\n" + "\n\n".join(problems[:20])
+    assert {"GET /api/audit", "POST /api/actions", "GET /api/me"} <= tested
+    assert cases > 300
+    assert fleet.bearer(token).get("/api/health").json()["status"] == "ok"

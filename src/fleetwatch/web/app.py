@@ -50,7 +50,7 @@ from fleetwatch.web.auth import (
     AuthMiddleware,
     StreamView,
     act,
-    auth_router,
+    add_auth_routes,
     document_auth,
     principal_of,
     visible_snapshot,
@@ -169,7 +169,7 @@ def create_app(
     app.state.auth = auth = Auth(hub.config)  # login, roles, audit (web/auth.py)
     app.add_middleware(AuthMiddleware, auth=auth)  # inside the guard: Host/Origin first
     app.add_middleware(GuardMiddleware, guard=guard)
-    app.include_router(auth_router(auth))
+    add_auth_routes(app, auth)
 
     def openapi() -> dict[str, Any]:
         # Not cached: sources may be added at run time, and with them actions.

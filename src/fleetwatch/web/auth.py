@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,7 +75,7 @@ __all__ = [
     "RateLimiter",
     "StreamView",
     "act",
-    "auth_router",
+    "add_auth_routes",
     "principal_of",
 ]
 
@@ -540,8 +540,9 @@ def _err(text: str) -> dict[str, Any]:
     return {"model": _ErrorOut, "description": text}
 
 
-def auth_router(auth: Auth) -> APIRouter:
-    router = APIRouter()
+def add_auth_routes(router: FastAPI, auth: Auth) -> None:
+    """``/api/login``, ``/api/logout``, ``/api/me`` and ``/api/audit`` on ``router`` (the
+    app itself: routes of an included router are not seen by the 405 answer's lookup)."""
 
     def me_body(principal: Principal, sid: str | None) -> dict[str, Any]:
         return {
@@ -655,8 +656,6 @@ def auth_router(auth: Auth) -> APIRouter:
             return JSONResponse({"error": "the audit trail needs the admin role"}, 403)
         rows = auth.audit.entries(limit=limit, user=user)
         return Response(dumps([r.as_dict() for r in rows]), media_type="application/json")
-
-    return router
 
 
 def secret_key_path(config: Config) -> Path:
