@@ -38,7 +38,7 @@ import os
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -131,7 +131,9 @@ class RateLimiter:
         per_address: int = 20,
         window: float = 300.0,
         max_keys: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
         self.per_account = per_account
         self.per_address = per_address
         self.window = window
@@ -150,7 +152,7 @@ class RateLimiter:
 
     def retry_after(self, account: str, address: str) -> float:
         """Seconds until another attempt is allowed (0: now)."""
-        now = time.monotonic()
+        now = self._clock()
         waits = [0.0]
         for key, limit in ((f"u:{account}", self.per_account), (f"a:{address}", self.per_address)):
             q = self._recent(key, now)
@@ -159,7 +161,7 @@ class RateLimiter:
         return max(waits)
 
     def failed(self, account: str, address: str) -> None:
-        now = time.monotonic()
+        now = self._clock()
         if len(self._fails) >= self.max_keys:
             for key in list(self._fails)[: self.max_keys // 10]:
                 del self._fails[key]
