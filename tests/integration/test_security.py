@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 from fleetwatch.accounts import hash_password
 from fleetwatch.config import load_config
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program, free_port
-from tests.conftest import HubServer, Stream, wait_for
+from tests.conftest import HubServer, Stream, require, wait_for
 
 PASSWORDS = {
     "root": "root-Secret-1",
@@ -455,3 +455,39 @@ def test_schemathesis_with_a_token_finds_no_failure(fleet: Fleet) -> None:
     assert {"GET /api/audit", "POST /api/actions", "GET /api/me"} <= tested
     assert cases > 300
     assert fleet.bearer(token).get("/api/health").json()["status"] == "ok"
+
+
+def test_tls_from_the_config_and_secure_cookies(tmp_path: Path) -> None:
+    openssl = require("openssl")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(tmp_path / "key.pem"),
+         "-out", str(tmp_path / "cert.pem")],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    port = free_port()
+    path = tmp_path / "tls.toml"
+    path.write_text(
+        f'[hub]\nlisten = "127.0.0.1:{port}"\ntls_cert = "cert.pem"\ntls_key = "key.pem"\n'
+        f'[sources.a]\nkind = "supervisor"\nurl = "http://127.0.0.1:9"\n'
+        f'[[users]]\nname = "root"\npassword = "{hashes()["root"]}"\nrole = "admin"\n'
+    )
+    hub = HubServer(load_config(str(path)))
+    try:
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=False, timeout=30) as c:
+            assert c.get("/api/fleet").status_code == 401
+            r = c.post("/api/login", json={"username": "root", "password": PASSWORDS["root"]})
+            assert r.status_code == 200
+            cookies = r.headers.get_list("set-cookie")
+            assert all("Secure" in cookie for cookie in cookies)
+            assert c.get("/api/me").json()["name"] == "root"
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/api/me", timeout=10)  # no plain HTTP
+    finally:
+        hub.close()
+    half = tmp_path / "half.toml"
+    half.write_text(
+        '[hub]\ntls_cert = "cert.pem"\n[sources.a]\nkind = "supervisor"\nurl = "http://127.0.0.1:9"\n'
+    )
+    err = fleetwatch("serve", "-c", str(half), code=2)
+    assert "tls_cert and tls_key go together" in err
