@@ -162,7 +162,9 @@ def action(kind: str, id: str, name: str) -> dict[str, Any]:
 # -- anonymous callers ---------------------------------------------------------------------------
 
 
-def test_every_route_and_the_stream_refuse_an_anonymous_caller(fleet: Fleet) -> None:
+def test_every_route_and_the_stream_refuse_an_anonymous_caller(
+    fleet: Fleet, hub_log: pytest.LogCaptureFixture
+) -> None:
     anon = fleet.client()
     schema = anon.get("/api/openapi.json").json()  # public: it names no source
     walked = []
@@ -187,6 +189,7 @@ def test_every_route_and_the_stream_refuse_an_anonymous_caller(fleet: Fleet) -> 
         stream(fleet, bad).close()
     assert info.value.response.status_code == 401
     assert fleet.state("lid1", "web:web") == "RUNNING"
+    assert not [r for r in hub_log.records if r.levelno >= logging.ERROR], hub_log.text
 
 
 # -- roles ---------------------------------------------------------------------------------------

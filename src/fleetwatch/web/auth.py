@@ -325,6 +325,28 @@ def _json_response(status: int, body: dict[str, Any], headers: Iterable[tuple[st
     return raw, hdrs
 
 
+class _DenialNoise(logging.Filter):
+    """Drops the error line uvicorn's websockets-sansio (0.54) logs after a WebSocket
+    denial response (``websocket.http.response.*``, which it does support: it never marks
+    that handshake complete). Only as many lines as this middleware sent denials."""
+
+    MESSAGE = "ASGI callable returned without completing handshake."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.pending > 0 and record.getMessage() == self.MESSAGE:
+            self.pending -= 1
+            return False
+        return True
+
+
+_DENIALS = _DenialNoise()
+logging.getLogger("uvicorn.error").addFilter(_DENIALS)
+
+
 class AuthMiddleware:
     """Finds the caller of every request, refuses anonymous ones, checks CSRF.
 
@@ -395,6 +417,7 @@ class AuthMiddleware:
         if scope["type"] == "websocket":
             await receive()  # websocket.connect
             raw, headers = _json_response(status, {"error": text})
+            _DENIALS.pending += 1
             await send(
                 {"type": "websocket.http.response.start", "status": status, "headers": headers}
             )
