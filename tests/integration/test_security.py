@@ -494,3 +494,31 @@ def test_tls_from_the_config_and_secure_cookies(tmp_path: Path) -> None:
     )
     err = fleetwatch("serve", "-c", str(half), code=2)
     assert "tls_cert and tls_key go together" in err
+
+
+def test_the_cli_client_and_mirror_with_a_token(fleet: Fleet) -> None:
+    import asyncio
+
+    from fleetwatch.client import HubClient, HubError
+    from fleetwatch.client.mirror import Mirror
+
+    token = fleet.token("lid")
+    client = HubClient(fleet.url, token=token)
+    assert token not in repr(client)
+    assert [p["id"] for p in client.rows("processes")] == ["lid1:web:web"]
+    with pytest.raises(HubError) as info:
+        HubClient(fleet.url).fleet()
+    assert info.value.status == 401
+    assert token not in str(info.value)
+
+    async def follow() -> list[str]:
+        mirror = Mirror(client)
+        task = asyncio.ensure_future(mirror.run())
+        try:
+            await mirror.wait_synced(15)
+            return [p["id"] for p in mirror.all("process")]
+        finally:
+            await mirror.close()
+            task.cancel()
+
+    assert asyncio.run(follow()) == ["lid1:web:web"]
