@@ -79,6 +79,10 @@ class HubConfig:
     """PEM certificate (chain) to serve HTTPS with; needs ``tls_key``."""
     tls_key: str | None = None
     """PEM private key of ``tls_cert``."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses (or CIDR networks) of reverse proxies whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed: the client's address (audit, login rate limit)
+    and scheme (Secure cookies) then come from them. Empty: none are."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -551,6 +555,7 @@ _HUB_KEYS: dict[str, _Conv] = {
     "session_lifetime": _seconds,
     "tls_cert": _nonempty,
     "tls_key": _nonempty,
+    "trusted_proxies": _strings("proxy address"),
 }
 _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "kind": _string,

@@ -189,7 +189,9 @@ def build_server(
             log_level="warning",
             access_log=False,
             lifespan="on",
-            proxy_headers=False,
+            # Forwarded headers only from [hub] trusted_proxies (issue 11).
+            proxy_headers=bool(config.hub.trusted_proxies),
+            forwarded_allow_ips=list(config.hub.trusted_proxies) or None,
             ssl_certfile=tls.get("ssl_certfile"),
             ssl_keyfile=tls.get("ssl_keyfile"),
         )

@@ -378,7 +378,8 @@ def test_tokens_work_until_revoked_or_expired(fleet: Fleet) -> None:
 
 def test_the_audit_trail_has_actions_refusals_and_logins(fleet: Fleet) -> None:
     anon = fleet.client()
-    anon.post("/api/login", json={"username": "oper", "password": "nope"})
+    forged = {"X-Forwarded-For": "203.0.113.9"}  # no [hub] trusted_proxies: not believed
+    anon.post("/api/login", json={"username": "oper", "password": "nope"}, headers=forged)
     oper = fleet.client("oper")
     oper.post("/api/actions", json=action("process", "lid1:web:web", "stop"))
     oper.post("/api/actions", json=action("source", "lid1", "shutdown"))
@@ -522,3 +523,27 @@ def test_the_cli_client_and_mirror_with_a_token(fleet: Fleet) -> None:
             task.cancel()
 
     assert asyncio.run(follow()) == ["lid1:web:web"]
+
+
+def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path) -> None:
+    port = free_port()
+    path = tmp_path / "proxied.toml"
+    path.write_text(
+        f'[hub]\nlisten = "127.0.0.1:{port}"\ntrusted_proxies = ["127.0.0.1"]\n'
+        f'[sources.a]\nkind = "supervisor"\nurl = "http://127.0.0.1:9"\n'
+        f'[[users]]\nname = "root"\npassword = "{hashes()["root"]}"\nrole = "admin"\n'
+    )
+    hub = HubServer(load_config(str(path)))
+    try:
+        with httpx.Client(base_url=hub.url, timeout=30) as c:
+            via = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+            body = {"username": "root", "password": PASSWORDS["root"]}
+            r = c.post("/api/login", json=body, headers=via)
+            assert r.status_code == 200
+            assert all("Secure" in x for x in r.headers.get_list("set-cookie"))
+            # A Secure cookie is not sent back over plain HTTP by httpx: send it by hand.
+            cookie = {"Cookie": f"fleetwatch_session={r.cookies['fleetwatch_session']}"}
+            entries = c.get("/api/audit", headers={**via, **cookie}).json()
+        assert [(e["what"], e["address"]) for e in entries] == [("login", "203.0.113.9")]
+    finally:
+        hub.close()

@@ -297,12 +297,14 @@ class Auth:
         self._revoked = {s: t for s, t in self._revoked.items() if t > now}
         self._revoked[sid] = now + self.lifetime
 
-    def set_cookies(self, response: Response, cookie: str, sid: str) -> None:
+    def set_cookies(
+        self, response: Response, cookie: str, sid: str, *, https: bool = False
+    ) -> None:
         common: dict[str, Any] = {
             "max_age": int(self.lifetime),
             "path": "/",
             "samesite": "strict",
-            "secure": self.secure,
+            "secure": self.secure or https,
         }
         response.set_cookie(SESSION_COOKIE, cookie, httponly=True, **common)
         response.set_cookie(CSRF_COOKIE, self.csrf_token(sid), httponly=False, **common)
@@ -627,7 +629,7 @@ def add_auth_routes(router: FastAPI, auth: Auth) -> None:
         out = me_body(principal, sid)
         out["expires"] = time.time() + auth.lifetime
         response = JSONResponse(out)
-        auth.set_cookies(response, cookie, sid)
+        auth.set_cookies(response, cookie, sid, https=request.url.scheme == "https")
         return response
 
     @router.post(
