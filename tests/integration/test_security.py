@@ -359,6 +359,9 @@ def test_tokens_work_until_revoked_or_expired(fleet: Fleet) -> None:
     fleetwatch("token", "revoke", "-c", str(fleet.path), token_id)
     assert c.get("/api/fleet").status_code == 401  # the running hub sees it at once
     assert "revoked" in fleetwatch("token", "list", "-c", str(fleet.path))
+    trail = fleetwatch("audit", "-c", str(fleet.path))
+    assert f"token create token:{token_id}: ok" in trail
+    assert f"token revoke token:{token_id}: ok" in trail
 
     short = fleet.bearer(fleet.token("root", "--expires", "1s"))
     wait_for(lambda: short.get("/api/me").status_code == 401, 15, "the token to expire")

@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from fleetwatch.config import Config
 
 __all__ = ["register"]
 
@@ -55,6 +58,25 @@ def hash_password() -> None:
 token_app = typer.Typer(
     name="token", help="API tokens (Authorization: Bearer TOKEN).", no_args_is_help=True
 )
+
+
+def _record(cfg: Config, what: str, target: str, detail: dict[str, object]) -> None:
+    """Token changes go to the audit trail too, as the local user who made them."""
+    import getpass
+
+    from fleetwatch.accounts import sibling_path
+    from fleetwatch.audit import AuditLog
+
+    trail = AuditLog(sibling_path(cfg, cfg.hub.audit_log, "audit.db"))
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):
+        who = "?"
+    trail.record(
+        user=f"local:{who}", via="cli", address="local", what=what, target=target,
+        result="ok", params=detail, echo=False,
+    )  # fmt: skip
+    trail.close()
 
 
 def _store(config: Path):  # type: ignore[no-untyped-def]
@@ -101,6 +123,7 @@ def token_create(
             raise _fail(f"--expires {expires!r}: expected e.g. 3600, 90m, 12h, 30d or 2w")
         until = time.time() + float(m.group(1)) * _UNITS[m.group(2)]
     info, token = store.create(owner.name, chosen, expires=until, note=note)
+    _record(cfg, "token create", f"token:{info.id}", {"owner": owner.name, "role": chosen})
     typer.echo(token)
     typer.echo(f"token {info.id} for {info.owner} ({info.role}), expires {_when(until)}", err=True)
 
@@ -126,11 +149,12 @@ def token_revoke(
     """Revoke a token: it stops working at once, in a running hub too."""
     from fleetwatch.accounts import TokenError
 
-    _, store = _store(config)
+    cfg, store = _store(config)
     try:
         info = store.revoke(token_id)
     except TokenError as exc:
         raise _fail(str(exc), 1) from None
+    _record(cfg, "token revoke", f"token:{info.id}", {"owner": info.owner})
     typer.echo(f"revoked token {info.id} of {info.owner}")
 
 
