@@ -131,8 +131,11 @@ class Server(uvicorn.Server):
             await task
 
 
-def check_exposure(config: Config, listen: str | None, *, insecure_no_login: bool) -> None:
-    """Refuse (ListenError) to listen beyond loopback with no ``[[users]]``, unless told to."""
+def check_exposure(
+    config: Config, listen: str | None, *, insecure_no_login: bool, warn: bool = True
+) -> None:
+    """Refuse (ListenError) to listen beyond loopback with no ``[[users]]``, unless told to
+    (then, with ``warn``, say so in the log)."""
     for what, address in (
         ("", listen or config.hub.listen),
         ("multivisor_listen ", config.hub.multivisor_listen),
@@ -143,6 +146,8 @@ def check_exposure(config: Config, listen: str | None, *, insecure_no_login: boo
         if is_loopback(host):
             continue
         if insecure_no_login:
+            if not warn:
+                continue
             log.warning(
                 "listening on %s without any [[users]] (--insecure-no-login): anyone who "
                 "can reach it can act on the fleet",

@@ -92,7 +92,7 @@ def _check_exposure(cfg: Config, listen: str | None, insecure_no_login: bool) ->
     from fleetwatch.server import ListenError, check_exposure, tls_options
 
     try:
-        check_exposure(cfg, listen, insecure_no_login=insecure_no_login)
+        check_exposure(cfg, listen, insecure_no_login=insecure_no_login, warn=False)
         tls_options(cfg)
     except ListenError as exc:
         raise _fail(str(exc)) from None
