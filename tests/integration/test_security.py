@@ -7,10 +7,12 @@ real ``fleetwatch token`` command, on the same files the running hub reads.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -550,3 +552,33 @@ def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path) -> None:
         assert [(e["what"], e["address"]) for e in entries] == [("login", "203.0.113.9")]
     finally:
         hub.close()
+
+
+def test_a_stream_ends_when_its_token_is_revoked(fleet: Fleet) -> None:
+    from websockets.exceptions import ConnectionClosed
+
+    token = fleet.token("view")
+    s = stream(fleet, {"Authorization": f"Bearer {token}"})
+    admin = fleet.client("root")
+    try:
+        s.hello()
+        assert s.receive()["t"] == "snapshot"
+        fleetwatch("token", "revoke", "-c", str(fleet.path), token.split("_")[1])
+        deadline = time.monotonic() + 30
+        with pytest.raises(ConnectionClosed) as info:  # noqa: PT012 - changes until closed
+            for name in itertools.cycle(("stop", "start")):
+                assert time.monotonic() < deadline, "the stream was not closed"
+                r = admin.post("/api/actions", json=action("process", "web2:web:web", name))
+                assert r.json()["ok"], r.text
+                while True:  # read what the action changed, then act again
+                    try:
+                        s.receive(timeout=0.5)
+                    except TimeoutError:
+                        break
+        assert info.value.rcvd is not None
+        assert info.value.rcvd.code == 4401
+        seen = [f for f in s.frames if f["t"] == "delta"]
+    finally:
+        s.close()
+    # Only what went out within the recheck interval (1 s) after the revocation.
+    assert len(seen) <= 8

@@ -325,7 +325,7 @@ def create_app(
 
     @app.websocket("/api/stream")
     async def stream(ws: WebSocket) -> None:
-        await serve_stream(ws, hub, StreamView(principal_of(ws.scope)))
+        await serve_stream(ws, hub, StreamView.of(ws.scope))
 
     # Multivisor's API for its CLI and scripts (web/multivisor.py; not in this OpenAPI schema).
     app.state.multivisor = multivisor_app(hub, auth)  # also served alone by server.py's second port

@@ -88,6 +88,7 @@ STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOGIN_FAILED = "wrong username or password"
 _PUBLIC = frozenset({"/api/login", "/api/openapi.json", "/api/docs", "/api/docs/oauth2-redirect"})
 _SCOPE_KEY = "fleetwatch.principal"
+_RECHECK_KEY = "fleetwatch.still_valid"
 
 
 class Forbidden(ActionError):
@@ -371,6 +372,8 @@ class AuthMiddleware:
             path = path[len(root) :] or "/"
         principal, sid = self.auth.identify(scope)
         scope[_SCOPE_KEY] = principal if principal is not None else _NOBODY
+        if scope["type"] == "websocket" and self.auth.enabled:
+            scope[_RECHECK_KEY] = lambda: self.auth.identify(scope)[0] is not None
         token = _CALLER.set(Caller(principal or _NOBODY, _address(scope), self.auth))
         try:
             refusal = self._refusal(scope, path, principal, sid)
@@ -487,24 +490,58 @@ def visible_snapshot(principal: Principal, snap: Snapshot) -> dict[str, Any]:
     return data
 
 
+class CredentialsGone(Exception):
+    """The stream's token was revoked or expired, or its session ended: it is closed."""
+
+
+CREDENTIALS_GONE = 4401
+"""The stream's close code when its credentials stop being valid."""
+
+
 class StreamView:
     """What one stream client may see. A restricted account's deltas hold only its
     sources' changes, numbered on their own (gap-free for it), so it never resumes from
-    the hub's numbers: it always starts from a snapshot."""
+    the hub's numbers: it always starts from a snapshot.
 
-    def __init__(self, principal: Principal) -> None:
+    Before a frame is sent, the caller's credentials are checked again (at most every
+    :attr:`recheck` seconds): a revoked or expired token, or an ended session, closes
+    the stream (:class:`CredentialsGone`, close code 4401)."""
+
+    recheck = 1.0
+
+    def __init__(self, principal: Principal, still_valid: Callable[[], bool] | None = None) -> None:
         self.principal = principal
         self.seq = 0
+        self._still_valid = still_valid
+        self._checked = time.monotonic()
+
+    @classmethod
+    def of(cls, scope: Scope) -> StreamView:
+        """The view of the stream whose handshake ``scope`` is (AuthMiddleware's caller)."""
+        check = scope.get(_RECHECK_KEY)
+        return cls(principal_of(scope), check if callable(check) else None)
+
+    def _check(self) -> None:
+        if self._still_valid is None:
+            return
+        now = time.monotonic()
+        if now - self._checked < self.recheck:
+            return
+        self._checked = now
+        if not self._still_valid():
+            raise CredentialsGone
 
     @property
     def resumable(self) -> bool:
         return not self.principal.restricted
 
     def snapshot(self, snap: Snapshot) -> bytes:
+        self._check()
         self.seq = snap.seq
         return dumps({"t": "snapshot", **visible_snapshot(self.principal, snap)})
 
     def delta(self, delta: Delta) -> bytes | None:
+        self._check()
         frame = delta.frame()
         if not self.principal.restricted:
             return frame
@@ -516,6 +553,7 @@ class StreamView:
         return dumps({"t": "delta", "seq": self.seq, "changes": changes})
 
     def note(self, frame: dict[str, Any]) -> bytes | None:
+        self._check()
         if not self.principal.sees(str(frame.get("source", ""))):
             return None
         return dumps(frame)

@@ -33,6 +33,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from fleetwatch.hub import Hub, Subscription
 from fleetwatch.model import Delta, Snapshot, dumps
+from fleetwatch.web.auth import CREDENTIALS_GONE, CredentialsGone
 
 if TYPE_CHECKING:
     from fleetwatch.web.auth import StreamView
@@ -196,6 +197,10 @@ async def serve_stream(ws: WebSocket, hub: Hub, view: StreamView | None = None) 
             exc = task.exception()
             if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
                 raise exc
+    except CredentialsGone:
+        log.info("stream closed: its credentials were revoked or expired")
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await ws.close(CREDENTIALS_GONE, "credentials revoked or expired")
     except BinaryFrame:
         client = ws.client.host if ws.client else "?"
         log.warning("stream client %s sent a binary frame: closing with 1003", client)
