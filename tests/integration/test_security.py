@@ -512,8 +512,8 @@ def test_the_cli_client_and_mirror_with_a_token(fleet: Fleet) -> None:
     client = HubClient(fleet.url, token=token)
     assert token not in repr(client)
     assert [p["id"] for p in client.rows("processes")] == ["lid1:web:web"]
-    with pytest.raises(HubError) as info:
-        HubClient(fleet.url).fleet()
+    with HubClient(fleet.url) as anonymous, pytest.raises(HubError) as info:
+        anonymous.fleet()
     assert info.value.status == 401
     assert token not in str(info.value)
 
@@ -527,7 +527,10 @@ def test_the_cli_client_and_mirror_with_a_token(fleet: Fleet) -> None:
             await mirror.close()
             task.cancel()
 
-    assert asyncio.run(follow()) == ["lid1:web:web"]
+    try:
+        assert asyncio.run(follow()) == ["lid1:web:web"]
+    finally:
+        client.close()
 
 
 def test_forwarded_headers_only_from_trusted_proxies(tmp_path: Path) -> None:
