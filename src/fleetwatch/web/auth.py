@@ -30,6 +30,7 @@ Every action and login is written to the audit trail (:mod:`fleetwatch.audit`).
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import hashlib
 import hmac
@@ -647,7 +648,8 @@ def add_auth_routes(router: FastAPI, auth: Auth) -> None:
                 429,
                 headers={"Retry-After": str(max(1, round(wait)))},
             )
-        done = auth.login(body.username, body.password)
+        # argon2 takes ~50-250 ms of CPU: not on the loop, which serves every stream.
+        done = await asyncio.to_thread(auth.login, body.username, body.password)
         if done is None:
             auth.limiter.failed(body.username, address)
             auth.audit.record(
