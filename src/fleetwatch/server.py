@@ -255,5 +255,15 @@ def multivisor_server(config: Config, app: ASGIApp) -> MultivisorServer | None:
     # The same Host and Origin rules as the main port (web/guard.py), for this port's host.
     guard = Guard(host, config.hub.allowed_hosts, config.hub.allowed_origins)
     guarded = GuardMiddleware(app, guard)
-    uv = uvicorn.Config(guarded, log_level="warning", access_log=False, lifespan="off")
+    tls = tls_options(config)  # the same certificate as the main port
+    uv = uvicorn.Config(
+        guarded,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        ssl_certfile=tls.get("ssl_certfile"),
+        ssl_keyfile=tls.get("ssl_keyfile"),
+        proxy_headers=bool(config.hub.trusted_proxies),
+        forwarded_allow_ips=list(config.hub.trusted_proxies) or None,
+    )
     return MultivisorServer(uv, sock)
