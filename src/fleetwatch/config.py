@@ -64,6 +64,25 @@ class HubConfig:
     multivisor_listen: str | None = None
     """``HOST:PORT`` of a second port serving Multivisor's REST API at its root (for
     ``multivisor-cli``, whose ``--url`` keeps no path)."""
+    # Security (issue 11; fleetwatch.accounts, fleetwatch.web.auth, fleetwatch.audit).
+    # Paths are relative to the config's directory; unset, CONFIG-STEM.SUFFIX beside it.
+    token_store: str | None = None
+    """SQLite file of API tokens (default ``STEM.tokens.db``)."""
+    audit_log: str | None = None
+    """Append-only SQLite audit trail (default ``STEM.audit.db``)."""
+    secret_key_file: str | None = None
+    """Session-signing key, made 0600 when missing (default ``STEM.secret``), unless
+    ``FLEETWATCH_SECRET_KEY`` (or ``MULTIVISOR_SECRET_KEY``) is set."""
+    session_lifetime: float = 12 * 3600.0
+    """Seconds a browser session lasts."""
+    tls_cert: str | None = None
+    """PEM certificate (chain) to serve HTTPS with; needs ``tls_key``."""
+    tls_key: str | None = None
+    """PEM private key of ``tls_cert``."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses (or CIDR networks) of reverse proxies whose ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` are believed: the client's address (audit, login rate limit)
+    and scheme (Secure cookies) then come from them. Empty: none are."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -534,6 +553,13 @@ _HUB_KEYS: dict[str, _Conv] = {
     "allowed_hosts": _host_patterns,
     "allowed_origins": _strings("origin"),
     "multivisor_listen": _listen,
+    "token_store": _nonempty,
+    "audit_log": _nonempty,
+    "secret_key_file": _nonempty,
+    "session_lifetime": _seconds,
+    "tls_cert": _nonempty,
+    "tls_key": _nonempty,
+    "trusted_proxies": _strings("proxy address"),
 }
 _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "kind": _string,

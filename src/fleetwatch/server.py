@@ -131,16 +131,50 @@ class Server(uvicorn.Server):
             await task
 
 
-def build_server(
-    config: Config, *, listen: str | None = None, root_path: str | None = None
-) -> tuple[Server, Hub]:
-    """A uvicorn server with the hub inside (the app starts and stops the hub)."""
-    host, port = parse_listen(listen or config.hub.listen)
-    if not is_loopback(host) and not config.users:
-        log.warning(
-            "listening on %s without any [[users]]: anyone who can reach it can act on the fleet",
-            host,
+def check_exposure(
+    config: Config, listen: str | None, *, insecure_no_login: bool, warn: bool = True
+) -> None:
+    """Refuse (ListenError) to listen beyond loopback with no ``[[users]]``, unless told to
+    (then, with ``warn``, say so in the log)."""
+    for what, address in (
+        ("", listen or config.hub.listen),
+        ("multivisor_listen ", config.hub.multivisor_listen),
+    ):
+        if address is None or config.users:
+            continue
+        host = parse_listen(address)[0]
+        if is_loopback(host):
+            continue
+        if insecure_no_login:
+            if not warn:
+                continue
+            log.warning(
+                "listening on %s without any [[users]] (--insecure-no-login): anyone who "
+                "can reach it can act on the fleet",
+                host,
+            )
+            continue
+        raise ListenError(
+            f"refusing to {what}listen on {url_host(host)} with no [[users]] in the config: "
+            "anyone who can reach it could stop every process; add [[users]] (passwords "
+            "from `fleetwatch hash-password`) or pass --insecure-no-login"
         )
+
+
+def build_server(
+    config: Config,
+    *,
+    listen: str | None = None,
+    root_path: str | None = None,
+    insecure_no_login: bool = True,
+) -> tuple[Server, Hub]:
+    """A uvicorn server with the hub inside (the app starts and stops the hub).
+
+    ``insecure_no_login`` False: ListenError for a non-loopback listen without
+    ``[[users]]`` (``serve`` checks that before it binds)."""
+    check_exposure(config, listen, insecure_no_login=insecure_no_login)
+    host, port = parse_listen(listen or config.hub.listen)
+    tls = tls_options(config)
     hub = Hub(config)
     app = create_app(
         hub,
@@ -160,11 +194,36 @@ def build_server(
             log_level="warning",
             access_log=False,
             lifespan="on",
-            proxy_headers=False,
+            # Forwarded headers only from [hub] trusted_proxies (issue 11).
+            proxy_headers=bool(config.hub.trusted_proxies),
+            forwarded_allow_ips=list(config.hub.trusted_proxies) or None,
+            ssl_certfile=tls.get("ssl_certfile"),
+            ssl_keyfile=tls.get("ssl_keyfile"),
         )
     )
     server.companion = companion
     return server, hub
+
+
+def tls_options(config: Config) -> dict[str, str]:
+    """uvicorn's ``ssl_certfile``/``ssl_keyfile`` from ``[hub] tls_cert``/``tls_key``
+    (relative to the config's directory); ListenError when only one is set."""
+    from pathlib import Path
+
+    cert, key = config.hub.tls_cert, config.hub.tls_key
+    if not cert and not key:
+        return {}
+    if not cert or not key:
+        raise ListenError("[hub] tls_cert and tls_key go together: set both or neither")
+    base = Path(config.path).resolve().parent
+    paths = {
+        n: base / Path(p).expanduser() for n, p in (("ssl_certfile", cert), ("ssl_keyfile", key))
+    }
+    for name, path in paths.items():
+        if not path.is_file():
+            setting = "tls_cert" if name == "ssl_certfile" else "tls_key"
+            raise ListenError(f"[hub] {setting}: {path}: no such file")
+    return {n: str(p) for n, p in paths.items()}
 
 
 class MultivisorServer(uvicorn.Server):
@@ -192,11 +251,19 @@ def multivisor_server(config: Config, app: ASGIApp) -> MultivisorServer | None:
     if not config.hub.multivisor_listen:
         return None
     host, port = parse_listen(config.hub.multivisor_listen)
-    if not is_loopback(host) and not config.users:
-        log.warning("Multivisor's API listens on %s: anyone who can reach it can act", host)
     sock = listen_socket(host, port)
     # The same Host and Origin rules as the main port (web/guard.py), for this port's host.
     guard = Guard(host, config.hub.allowed_hosts, config.hub.allowed_origins)
     guarded = GuardMiddleware(app, guard)
-    uv = uvicorn.Config(guarded, log_level="warning", access_log=False, lifespan="off")
+    tls = tls_options(config)  # the same certificate as the main port
+    uv = uvicorn.Config(
+        guarded,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        ssl_certfile=tls.get("ssl_certfile"),
+        ssl_keyfile=tls.get("ssl_keyfile"),
+        proxy_headers=bool(config.hub.trusted_proxies),
+        forwarded_allow_ips=list(config.hub.trusted_proxies) or None,
+    )
     return MultivisorServer(uv, sock)

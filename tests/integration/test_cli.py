@@ -420,7 +420,9 @@ def test_serve_with_an_icecream_source_on_a_busy_port_exits_1_issue8_busy_port(
 def test_serve_on_an_address_not_here_gives_the_reason_issue8_busy_port(tmp_path: Path) -> None:
     cfg = tmp_path / "fleet.toml"
     cfg.write_text('[sources.a]\nkind = "supervisor"\nurl = "http://127.0.0.1:9"\n')
-    result = run("serve", "-c", str(cfg), "--listen", "192.0.2.1:22000", timeout=30)  # TEST-NET-1
+    # --insecure-no-login: without [[users]] a non-loopback listen is refused first (issue 11).
+    listen = ("--listen", "192.0.2.1:22000", "--insecure-no-login")  # TEST-NET-1
+    result = run("serve", "-c", str(cfg), *listen, timeout=30)
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == (
         "fleetwatch: error: cannot listen on 192.0.2.1:22000: cannot assign requested address\n"

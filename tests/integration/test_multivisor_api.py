@@ -580,7 +580,14 @@ def test_config_file_never_holds_a_password(
     )
     server = HubServer(config)
     try:
-        answer = httpx.get(f"http://127.0.0.1:{port}/api/config/file").json()["content"]
+        # [global] username/password turn login on (issue 11): sha1("admin") is the password.
+        main = f"http://127.0.0.1:{server.port}"
+        assert httpx.get(f"http://127.0.0.1:{port}/api/config/file").status_code == 401
+        login = httpx.post(f"{main}/api/login", json={"username": "admin", "password": "admin"})
+        cookies = {"fleetwatch_session": login.cookies["fleetwatch_session"]}
+        answer = httpx.get(f"http://127.0.0.1:{port}/api/config/file", cookies=cookies).json()[
+            "content"
+        ]
     finally:
         server.close()
     assert "d033e22ae348aeb5660fc2140aec35850c4da997" not in answer

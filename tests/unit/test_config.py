@@ -260,8 +260,9 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
         (
             '[hub]\nname = "x"\nnmae = "y"\n',
             "fleet.toml:3: hub.nmae: unknown key (expected name, listen, batch_interval, "
-            "delta_ring, finished_jobs, root_path, allowed_hosts, allowed_origins or "
-            "multivisor_listen)",
+            "delta_ring, finished_jobs, root_path, allowed_hosts, allowed_origins, "
+            "multivisor_listen, token_store, audit_log, secret_key_file, session_lifetime, "
+            "tls_cert, tls_key or trusted_proxies)",
         ),
         (
             SV + "pol_interval = 1\n",

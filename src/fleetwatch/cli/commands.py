@@ -87,6 +87,17 @@ def _bind(listen: str) -> socket.socket:
         raise _fail(str(exc), 1) from None
 
 
+def _check_exposure(cfg: Config, listen: str | None, insecure_no_login: bool) -> None:
+    """No [[users]] and a non-loopback listen: exit 2 saying why (issue 11)."""
+    from fleetwatch.server import ListenError, check_exposure, tls_options
+
+    try:
+        check_exposure(cfg, listen, insecure_no_login=insecure_no_login, warn=False)
+        tls_options(cfg)
+    except ListenError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(__version__)
@@ -125,12 +136,20 @@ def serve(
         str | None, typer.Option(help="sub-path when behind a reverse proxy, e.g. /fleet")
     ] = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+    insecure_no_login: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-login",
+            help="listen beyond loopback with no [[users]]: anyone who reaches it may act",
+        ),
+    ] = False,
 ) -> None:
     """Watch the fleet described by CONFIG and serve the API and web app."""
     _check_listen(listen)
     root_path = _check_root_path(root_path)
     cfg = _load(config)
     _logging(verbose)
+    _check_exposure(cfg, listen, insecure_no_login)
     sock = _bind(listen or cfg.hub.listen)
     try:
         from fleetwatch.server import ListenError, bound_listen, build_server
@@ -141,7 +160,8 @@ def serve(
         except ListenError as exc:  # [hub] multivisor_listen's port
             raise _fail(str(exc), 1) from None
         typer.echo(f"fleetwatch {__version__}: {cfg.hub.name}, {len(cfg.sources)} source(s)")
-        typer.echo(f"serving on http://{address}/")
+        scheme = "https" if cfg.hub.tls_cert else "http"
+        typer.echo(f"serving on {scheme}://{address}/")
         server.run(sockets=[sock])
     finally:
         sock.close()
@@ -203,3 +223,9 @@ def discover(
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+# Accounts, API tokens and the audit trail (issue 11): hash-password, token, audit.
+from fleetwatch.cli import admin as _admin  # noqa: E402
+
+_admin.register(app)

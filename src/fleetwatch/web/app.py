@@ -44,6 +44,16 @@ from fleetwatch.errors import ActionError, SourceError
 from fleetwatch.hub import Hub
 from fleetwatch.model import ActionSpec, Kind, dumps
 from fleetwatch.sources.base import Target
+from fleetwatch.web.auth import (
+    Auth,
+    AuthMiddleware,
+    StreamView,
+    act,
+    add_auth_routes,
+    document_auth,
+    principal_of,
+    visible_snapshot,
+)
 from fleetwatch.web.guard import Guard, GuardMiddleware
 from fleetwatch.web.multivisor import multivisor_app
 from fleetwatch.web.stream import serve_stream
@@ -141,6 +151,7 @@ def create_app(
         finally:
             if manage_hub:
                 await hub.stop()
+            auth.close()
 
     app = FastAPI(
         title="fleetwatch",
@@ -154,7 +165,10 @@ def create_app(
     app.state.hub = hub
     listen_host = parse_listen(listen or hub.config.hub.listen)[0]
     guard = Guard(listen_host, hub.config.hub.allowed_hosts, hub.config.hub.allowed_origins)
+    app.state.auth = auth = Auth(hub.config)  # login, roles, audit (web/auth.py)
+    app.add_middleware(AuthMiddleware, auth=auth)  # inside the guard: Host/Origin first
     app.add_middleware(GuardMiddleware, guard=guard)
+    add_auth_routes(app, auth)
 
     def openapi() -> dict[str, Any]:
         # Not cached: sources may be added at run time, and with them actions.
@@ -191,8 +205,8 @@ def create_app(
     # thread pool, and the model (and ``hub.snapshot()``'s commit) belongs to the loop.
 
     @app.get("/api/fleet", summary="Snapshot of the whole fleet", responses=_GUARDED)
-    async def fleet() -> Response:
-        return JSONBytes(dumps(hub.snapshot().as_dict()))
+    async def fleet(request: Request) -> Response:
+        return JSONBytes(dumps(visible_snapshot(principal_of(request.scope), hub.snapshot())))
 
     @app.get("/api/health", summary="Liveness and a summary of the sources", responses=_GUARDED)
     async def health() -> dict[str, Any]:
@@ -214,8 +228,9 @@ def create_app(
         summary="Recent notifications, oldest first",
         responses={400: _err("limit out of range"), **_GUARDED},
     )
-    async def notifications(limit: int = Query(100, ge=1, le=10_000)) -> Response:
-        notes = list(hub.notes)[-limit:]
+    async def notifications(request: Request, limit: int = Query(100, ge=1, le=10_000)) -> Response:
+        who = principal_of(request.scope)
+        notes = [n for n in hub.notes if who.sees(n.source)][-limit:]
         return JSONBytes(dumps([n.frame() for n in notes]))
 
     @app.post(
@@ -236,7 +251,7 @@ def create_app(
     async def actions(body: ActionIn, request: Request) -> JSONResponse:
         target = Target(body.target.kind, body.target.id)
         try:
-            result = await hub.run_action(target, body.name, body.params, user="anonymous")
+            result = await act(hub, target, body.name, body.params)  # role, sources, audit
         except ActionError as exc:
             return JSONResponse(
                 {"ok": False, "error": str(exc), "detail": None}, status_code=exc.status
@@ -255,11 +270,14 @@ def create_app(
         },
     )
     async def process_log(
+        request: Request,
         id: str,
         channel: Literal["stdout", "stderr"] = "stdout",
         offset: int | None = Query(None, ge=0, description="byte offset; omit for the tail"),
         length: int = Query(65536, ge=1, le=MAX_LOG_WINDOW),
     ) -> Response:
+        if not principal_of(request.scope).sees_id(id):
+            return _error(404, f"no process {id!r}")
         try:  # a SourceError (the system failed to answer) is upstream_error's 502
             chunk = await hub.read_log(id, channel, offset, length)
         except ActionError as exc:
@@ -274,11 +292,13 @@ def create_app(
             responses=_GUARDED,
         )
         async def listing(
+            request: Request,
             q: str = Query("", description="filter, e.g. state:running group:web"),
         ) -> Response:
             items = hub.snapshot()
             f = filters.parse(q)
-            rows = getattr(items, plural)
+            who = principal_of(request.scope)
+            rows = [r for r in getattr(items, plural) if who.sees_id(r.id)]
             if f:
                 rows = [r for r in rows if f.matches(_as_mapping(r))]
             return JSONBytes(dumps(rows), headers={"X-Fleet-Seq": str(items.seq)})
@@ -289,9 +309,9 @@ def create_app(
             name=kind,
             responses={404: _err(f"no such {kind}"), **_GUARDED},
         )
-        async def one(id: str) -> Response:
+        async def one(id: str, request: Request) -> Response:
             item = hub.fleet.get(kind, id)
-            if item is None:
+            if item is None or not principal_of(request.scope).sees_id(id):
                 return _error(404, f"no {kind} {id!r}")
             return JSONBytes(dumps(item))
 
@@ -300,10 +320,10 @@ def create_app(
 
     @app.websocket("/api/stream")
     async def stream(ws: WebSocket) -> None:
-        await serve_stream(ws, hub)
+        await serve_stream(ws, hub, StreamView.of(ws.scope))
 
     # Multivisor's API for its CLI and scripts (web/multivisor.py; not in this OpenAPI schema).
-    app.state.multivisor = multivisor_app(hub)  # also served alone by server.py's second port
+    app.state.multivisor = multivisor_app(hub, auth)  # also served alone by server.py's second port
     app.mount("/multivisor", app.state.multivisor, name="multivisor")
 
     @app.api_route(
@@ -362,6 +382,7 @@ def _honest_schema(schema: dict[str, Any], hub: Hub) -> dict[str, Any]:
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)
+    document_auth(schema, login=bool(hub.config.users))
     components = schema.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)

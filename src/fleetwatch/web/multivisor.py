@@ -57,6 +57,7 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -67,6 +68,7 @@ from fleetwatch.model import Delta, Node, Process, Source
 from fleetwatch.publishers.notifications import RUNNING_STATES, Notification
 from fleetwatch.sources.base import ActionResult, Target
 from fleetwatch.sources.supervisor import ProcessStates
+from fleetwatch.web.auth import Auth, AuthMiddleware, act
 
 __all__ = ["KEEPALIVE", "TAIL_INTERVAL", "filter_patterns", "multivisor_app"]
 
@@ -466,7 +468,7 @@ class MultivisorAPI:
     async def _act(self, target: Target, name: str) -> tuple[ActionResult, int]:
         """Run one action; the status says how it failed (502: the supervisord did)."""
         try:
-            result = await self.hub.run_action(target, name, {}, user=USER)
+            result = await act(self.hub, target, name, {})  # as the caller (web/auth.py)
         except ActionError as exc:
             return ActionResult.failed(str(exc)), exc.status
         return result, 200 if result.ok else 502
@@ -600,9 +602,11 @@ def _listed(form: dict[str, list[str]], key: str) -> list[str]:
     ]
 
 
-def multivisor_app(hub: Hub) -> Starlette:
-    """Multivisor's API at ``/api/...`` of the returned app (mount it, or serve it alone)."""
+def multivisor_app(hub: Hub, auth: Auth | None = None) -> Starlette:
+    """Multivisor's API at ``/api/...`` of the returned app (mount it, or serve it alone),
+    behind ``auth`` (the main app's, so both ports share sessions, tokens and audit)."""
     api = MultivisorAPI(hub)
+    auth = auth if auth is not None else Auth(hub.config)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -639,6 +643,10 @@ def multivisor_app(hub: Hub) -> Starlette:
         Route(f"/api/supervisor/{a}", bound(api.supervisor_action, a), methods=post)
         for a in ("update", "restart", "reread", "shutdown")
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(AuthMiddleware, auth=auth, multivisor=True)],
+    )
     app.state.api = api
     return app

@@ -26,13 +26,17 @@ import asyncio
 import contextlib
 import enum
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from fleetwatch.hub import Hub, Subscription
 from fleetwatch.model import Delta, Snapshot, dumps
+from fleetwatch.web.auth import CREDENTIALS_GONE, CredentialsGone
+
+if TYPE_CHECKING:
+    from fleetwatch.web.auth import StreamView
 
 __all__ = ["HELLO_WAIT", "UNSUPPORTED_DATA", "BinaryFrame", "StreamState", "serve_stream"]
 
@@ -59,9 +63,11 @@ def snapshot_frame(snapshot: Snapshot) -> bytes:
 
 
 class _Stream:
-    def __init__(self, ws: WebSocket, hub: Hub) -> None:
+    def __init__(self, ws: WebSocket, hub: Hub, view: StreamView | None = None) -> None:
         self.ws = ws
         self.hub = hub
+        self.view = view
+        """What this client may see (a restricted account: only its sources)."""
         self.state = StreamState.HELLO
         self.sent_seq = -1
         self.sub: Subscription | None = None
@@ -106,18 +112,20 @@ class _Stream:
         # so no delta can fall between them: nothing is lost and nothing doubled.
         self.sub = self.hub.subscribe()
         self.hub.flush()
+        if self.view is not None and not self.view.resumable:
+            since = None  # its numbering is its own: it starts from a snapshot
         missed = self.hub.fleet.deltas_since(since) if since is not None else None
         self.state = StreamState.STREAMING
         if missed is None:
             snap = self.hub.fleet.snapshot()
             self.sent_seq = snap.seq
-            await self.send(snapshot_frame(snap))
+            await self.send(self._snapshot(snap))
             return
         # Set before sending: a delta committed while these are sent arrives through
         # the subscription and must not be taken as already sent.
         self.sent_seq = self.hub.fleet.seq
         for delta in missed:
-            await self.send(delta.frame())
+            await self._send_delta(delta)
 
     async def pump(self) -> None:
         assert self.sub is not None
@@ -126,16 +134,28 @@ class _Stream:
             if self.sub.resync:
                 snap = self.sub.take_resync()
                 self.sent_seq = snap.seq
-                await self.send(snapshot_frame(snap))
+                await self.send(self._snapshot(snap))
                 continue
             for item in items:
                 if isinstance(item, Delta):
                     if item.seq <= self.sent_seq:
                         continue  # already in the snapshot or deltas we sent
-                    await self.send(item.frame())
+                    await self._send_delta(item)
                     self.sent_seq = item.seq
-                else:
+                elif self.view is None:
                     await self.send(dumps(item.frame()))
+                else:
+                    note = self.view.note(item.frame())
+                    if note is not None:
+                        await self.send(note)
+
+    def _snapshot(self, snap: Snapshot) -> bytes:
+        return snapshot_frame(snap) if self.view is None else self.view.snapshot(snap)
+
+    async def _send_delta(self, delta: Delta) -> None:
+        frame = delta.frame() if self.view is None else self.view.delta(delta)
+        if frame is not None:
+            await self.send(frame)
 
     async def listen(self) -> None:
         while True:
@@ -161,9 +181,9 @@ def _parse_seq(value: Any) -> int | None:
     return seq if seq >= 0 else None
 
 
-async def serve_stream(ws: WebSocket, hub: Hub) -> None:
+async def serve_stream(ws: WebSocket, hub: Hub, view: StreamView | None = None) -> None:
     await ws.accept()
-    stream = _Stream(ws, hub)
+    stream = _Stream(ws, hub, view)
     try:
         await stream.start(await stream.hello())
         pump = asyncio.ensure_future(stream.pump())
@@ -177,6 +197,10 @@ async def serve_stream(ws: WebSocket, hub: Hub) -> None:
             exc = task.exception()
             if exc is not None and not isinstance(exc, WebSocketDisconnect | RuntimeError):
                 raise exc
+    except CredentialsGone:
+        log.info("stream closed: its credentials were revoked or expired")
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await ws.close(CREDENTIALS_GONE, "credentials revoked or expired")
     except BinaryFrame:
         client = ws.client.host if ws.client else "?"
         log.warning("stream client %s sent a binary frame: closing with 1003", client)
