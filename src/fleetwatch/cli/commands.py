@@ -203,3 +203,28 @@ def discover(
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+# -- terminal UI (issue 10) --------------------------------------------------------------
+
+
+@app.command()
+def tui(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="the hub's base URL (env FLEETWATCH_URL, default http://127.0.0.1:22000)"
+        ),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="bearer token (env FLEETWATCH_TOKEN)", show_default=False)
+    ] = None,
+) -> None:
+    """Watch and control the hub's fleet in the terminal (piw-monitor's screen and keys)."""
+    from fleetwatch.tui import FleetApp, RemoteBackend
+
+    try:
+        backend = RemoteBackend(url, token)
+    except ValueError as exc:
+        raise _fail(f"--url: {exc}") from None
+    FleetApp(backend, title=f"fleetwatch {backend.where}").run()
