@@ -106,7 +106,11 @@ class PiwheelsSourceConfig:
     name: str
     kind: Literal["piwheels"] = "piwheels"
     status_queue: str = "ipc:///tmp/piw-status"
+    """The master's PUB socket (piw-master ``--status-queue``)."""
     control_queue: str = "ipc:///tmp/piw-control"
+    """The master's PULL socket (piw-master ``--control-queue``)."""
+    timeout: float = 30.0
+    """Seconds of silence after which the master is offline (it publishes STATS every 10 s)."""
 
 
 SourceConfig = SupervisorSourceConfig | IcecreamSourceConfig | PiwheelsSourceConfig
@@ -554,6 +558,7 @@ _PIWHEELS_KEYS: dict[str, _Conv] = {
     "kind": _string,
     "status_queue": _zmq_address,
     "control_queue": _zmq_address,
+    "timeout": _seconds,
 }
 _USER_KEYS: dict[str, _Conv] = {
     "name": _nonempty,

@@ -417,7 +417,11 @@ def check_params(spec: ActionSpec, params: dict[str, Any]) -> None:
 def default_factories() -> dict[str, SourceFactory]:
     # Each kind's modules are imported when a source of that kind is made: a hub of
     # supervisors starts without the icecream code (about 50 ms of a cold start).
-    from fleetwatch.config import IcecreamSourceConfig, SupervisorSourceConfig
+    from fleetwatch.config import (
+        IcecreamSourceConfig,
+        PiwheelsSourceConfig,
+        SupervisorSourceConfig,
+    )
 
     def supervisor(cfg: SourceConfig, handle: SourceHandle) -> SourceRunner:
         from fleetwatch.sources.supervisor import SupervisorSource
@@ -431,4 +435,10 @@ def default_factories() -> dict[str, SourceFactory]:
         assert isinstance(cfg, IcecreamSourceConfig)
         return IcecreamSource(cfg, handle)
 
-    return {"supervisor": supervisor, "icecream": icecream}
+    def piwheels(cfg: SourceConfig, handle: SourceHandle) -> SourceRunner:
+        from fleetwatch.sources.piwheels.source import PiwheelsSource
+
+        assert isinstance(cfg, PiwheelsSourceConfig)
+        return PiwheelsSource(cfg, handle)
+
+    return {"supervisor": supervisor, "icecream": icecream, "piwheels": piwheels}

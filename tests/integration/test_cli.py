@@ -211,19 +211,31 @@ def test_demo_runs_a_live_fleet_and_ctrl_c_leaves_nothing_running(
     wait_for(
         lambda: (
             httpx.get(f"{url}/api/health").json()["sources"]
-            == {"online": 4 if with_icecream else 3}
+            == {"online": 5 if with_icecream else 4}  # + the stand-in piwheels master
         ),
         timeout=120,
         what="every demo source online",
     )
     if with_icecream:
         jobs = wait_for(
-            lambda: [j for j in httpx.get(f"{url}/api/jobs").json() if j["state"] == "done"],
+            lambda: [
+                j
+                for j in httpx.get(f"{url}/api/jobs", params={"q": "source:build"}).json()
+                if j["state"] == "done"
+            ],
             timeout=120,
             what="real compile jobs done in the demo cluster",
         )
         assert all(j["source"] == "build" for j in jobs)
         assert len(httpx.get(f"{url}/api/nodes", params={"q": "source:build"}).json()) == 3
+    farm = wait_for(
+        lambda: (
+            len(n := httpx.get(f"{url}/api/nodes", params={"q": "source:piw"}).json()) >= 3 and n
+        ),
+        timeout=60,
+        what="the stand-in build farm's master and slaves",
+    )
+    assert {n["labels"]["role"] for n in farm} == {"master", "slave"}
     processes = wait_for(lambda: len(p := httpx.get(f"{url}/api/processes").json()) == 21 and p)
     assert {p["state"] for p in processes if p["name"] == "idle"} == {"STOPPED"}
     pids = [s["info"]["pid"] for s in httpx.get(f"{url}/api/sources").json() if "pid" in s["info"]]

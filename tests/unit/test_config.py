@@ -953,3 +953,15 @@ def test_zeromq_tcp_address_with_a_port_loads_issue8_bad_configs(tmp_path: Path)
     source = load(tmp_path, text).sources["pw"]
     assert isinstance(source, PiwheelsSourceConfig)
     assert source.control_queue == "tcp://[::1]:5555"
+
+
+def test_piwheels_timeout_issue10(tmp_path: Path) -> None:
+    text = '[sources.pw]\nkind = "piwheels"\ntimeout = 5\n'
+    source = load(tmp_path, text).sources["pw"]
+    assert isinstance(source, PiwheelsSourceConfig)
+    assert source.timeout == 5.0
+    assert PiwheelsSourceConfig(name="x").timeout == 30.0
+    bad = '[sources.pw]\nkind = "piwheels"\ntimeout = "soon"\n'
+    assert error(tmp_path, bad) == (
+        "fleet.toml:3: sources.pw.timeout: expected a number of seconds, got a string"
+    )

@@ -3,10 +3,13 @@
 Three supervisord instances in a temporary directory — ``sv1`` over HTTP,
 ``sv2`` over its unix socket, ``sv3`` over HTTP with basic auth — each running a
 steady service, a flapper, a talker (non-ASCII logs), a stopped program and a
-numprocs group. When Debian's icecc is installed and we run as root, also a real
-icecream cluster (scheduler, a submitting daemon, two compile servers, all on
-loopback) with a trickle of real compile jobs. Ctrl-C stops the hub, then
-everything it started, and removes the directory.
+numprocs group. A build farm: the stand-in piwheels master
+(:class:`~fleetwatch.demo.piwheels.StandInMaster`, the recorded traffic of a real
+piw-master with two build slaves, looped with fresh times) on two ipc sockets in
+the directory, watched as source ``piw``. When Debian's icecc is installed and we
+run as root, also a real icecream cluster (scheduler, a submitting daemon, two
+compile servers, all on loopback) with a trickle of real compile jobs. Ctrl-C stops
+the hub, then everything it started, and removes the directory.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from fleetwatch.config import (
     Config,
     HubConfig,
     IcecreamSourceConfig,
+    PiwheelsSourceConfig,
     SourceConfig,
     SupervisorSourceConfig,
 )
 from fleetwatch.demo.icecream import IcecreamCluster, icecc_available
+from fleetwatch.demo.piwheels import StandInMaster
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program, stop_all
 from fleetwatch.types import Secret
 
@@ -92,6 +97,7 @@ def _run(sock: socket.socket, listen: str) -> int:
         print(f"fleetwatch demo in {tmp}", flush=True)
         fleet = demo_fleet(Path(tmp))
         cluster: IcecreamCluster | None = None
+        piw: StandInMaster | None = None
         trickle: threading.Thread | None = None
         stop = threading.Event()
         try:
@@ -108,6 +114,13 @@ def _run(sock: socket.socket, listen: str) -> int:
                 )
                 for sv in fleet
             }
+            status_queue, control_queue = f"ipc://{tmp}/piw-status", f"ipc://{tmp}/piw-control"
+            piw = StandInMaster(status_queue, control_queue, gated=False, loop=True, fresh=True)
+            piw.start()
+            print(f"started a stand-in piwheels master on {status_queue}", flush=True)
+            sources["piw"] = PiwheelsSourceConfig(
+                name="piw", status_queue=status_queue, control_queue=control_queue
+            )
             why_not = icecc_available()
             if why_not is None:
                 # Loopback aliases 127.0.0.101+: test clusters use .21+, .41+ and .61+.
@@ -144,6 +157,8 @@ def _run(sock: socket.socket, listen: str) -> int:
                 cluster.stop()  # also ends the trickle's compiles
             if trickle is not None:
                 trickle.join(30)
+            if piw is not None:
+                piw.stop()
             stop_all(fleet)
             print("demo stopped: every supervisord, icecc process and program is gone", flush=True)
 
