@@ -228,3 +228,19 @@ def tui(
     except ValueError as exc:
         raise _fail(f"--url: {exc}") from None
     FleetApp(backend, title=f"fleetwatch {backend.where}").run()
+
+
+@app.command(
+    name="piw-monitor",
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    },
+    add_help_option=False,
+)
+def piw_monitor(ctx: typer.Context) -> None:
+    """piw-monitor: watch and control one piwheels master (its own options: -h)."""
+    from fleetwatch.tui.piw_monitor import main
+
+    raise typer.Exit(main(ctx.args))

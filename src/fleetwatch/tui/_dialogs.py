@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -18,7 +19,24 @@ from textual.widgets.option_list import Option
 
 from fleetwatch.model import ActionSpec
 
-__all__ = ["ActionMenu", "ConfirmScreen", "HelpScreen", "ParamsScreen"]
+__all__ = [
+    "ActionMenu",
+    "ConfirmScreen",
+    "HelpScreen",
+    "ParamsScreen",
+    "help_text",
+    "short_title",
+]
+
+
+def short_title(spec: ActionSpec) -> str:
+    """A button's words: the title up to its first colon ("Pause: SLEEP null - ..." is
+    "Pause"); the rest is the action's help text."""
+    return spec.title.split(":", 1)[0].strip() or spec.name
+
+
+def help_text(spec: ActionSpec) -> str:
+    return spec.title.split(":", 1)[1].strip() if ":" in spec.title else ""
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -35,13 +53,16 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, help: str = "") -> None:
         super().__init__(classes="dialog")
         self.question = question
+        self.help = help
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="box"):
             yield Label(self.question, id="question")
+            if self.help:
+                yield Static(self.help, classes="help")
             with Horizontal(classes="buttons"):
                 yield Button("Yes (y)", id="yes", variant="error")
                 yield Button("No (n)", id="no", variant="primary")
@@ -143,10 +164,10 @@ class ActionMenu(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="box"):
-            yield Label(self.title_text)
+            yield Label(self.title_text, id="menu-title")
             yield OptionList(
                 *(
-                    Option(_action_label(spec), id=spec.name, disabled=not usable)
+                    Option(_menu_entry(spec), id=spec.name, disabled=not usable)
                     for spec, usable in self.actions
                 ),
                 id="action-menu",
@@ -167,8 +188,13 @@ class ActionMenu(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-def _action_label(spec: ActionSpec) -> str:
-    return f"{spec.title} ({spec.hotkey})" if spec.hotkey else spec.title
+def _menu_entry(spec: ActionSpec) -> Text:
+    text = Text(short_title(spec), style="bold")
+    if spec.hotkey:
+        text.append(f" ({spec.hotkey})")
+    if help_text(spec):
+        text.append(f"\n  {help_text(spec)}", style="dim")
+    return text
 
 
 HELP = """\

@@ -92,7 +92,7 @@ class ControlBar(Horizontal):
         for spec, usable, target in actions:
             for button in self.query(f"#act-{button_id(spec.name)}").results(Button):
                 button.disabled = not usable
-                button.tooltip = f"{spec.title}: {target}" if usable else None
+                button.tooltip = f"{target}: {spec.title}" if usable else spec.title
 
 
 def button_id(name: str) -> str:
@@ -101,7 +101,8 @@ def button_id(name: str) -> str:
 
 
 def _label(spec: ActionSpec) -> str:
-    return f"{spec.title} ({spec.hotkey})" if spec.hotkey else spec.title
+    title = spec.title.split(":", 1)[0].strip() or spec.name
+    return f"{title} ({spec.hotkey})" if spec.hotkey else title
 
 
 class LogPane(Vertical):

@@ -49,7 +49,14 @@ from fleetwatch.client import HubError
 from fleetwatch.client.mirror import Event
 from fleetwatch.model import ActionSpec, ParamSpec
 from fleetwatch.tui import rows as R
-from fleetwatch.tui._dialogs import ActionMenu, ConfirmScreen, HelpScreen, ParamsScreen
+from fleetwatch.tui._dialogs import (
+    ActionMenu,
+    ConfirmScreen,
+    HelpScreen,
+    ParamsScreen,
+    help_text,
+    short_title,
+)
 from fleetwatch.tui._widgets import ControlBar, GraphData, LogPane, StatsBox, button_id
 from fleetwatch.tui.backend import Backend
 
@@ -108,6 +115,10 @@ class FleetApp(App[None]):
         self._tree_nodes: dict[Ref, TreeNode[Ref]] = {}
         self._collapsed: set[Ref] = set()
         self._log_of: str | None = None
+        self._ids: set[Ref] = set()
+        """Every source, node and process known: one that comes or goes rebuilds."""
+        self._tree_settling = False
+        """Between a rebuild of the tree and its cursor's return to the selection."""
         self._actions_shown: tuple[Any, ...] | None = None
 
     # -- layout ---------------------------------------------------------------------
@@ -171,30 +182,28 @@ class FleetApp(App[None]):
 
     def _on_event(self, event: Event) -> None:
         if event.type == "snapshot":
+            self._ids = {(k, id) for k in ("source", "node", "process") for id in self.entities[k]}
             for node in self.entities["node"].values():
                 self._record(node)
             self._request_flush(rebuild=True)
         elif event.type == "delta":
             rebuild = False
             for change in event.changes:
+                if change["kind"] == "job":
+                    continue
                 ref = (change["kind"], change["id"])
-                if change["op"] == "del" or ref not in self._known():
+                if change["op"] == "del":
+                    self._ids.discard(ref)
+                    rebuild = True
+                elif ref not in self._ids:
+                    self._ids.add(ref)
                     rebuild = True
                 if change["op"] == "put" and change["kind"] == "node":
                     self._record(change["value"])
-                if change["kind"] == "job":
-                    continue
                 self._dirty.add(ref)
             self._request_flush(rebuild=rebuild)
         elif event.type == "status":
             self._request_flush()
-
-    def _known(self) -> set[Ref]:
-        known = set(self._tree_nodes)
-        for key in self._row_cells:
-            kind, _, id = key.partition("|")
-            known.add((kind, id))
-        return known
 
     def _record(self, node: Mapping[str, Any]) -> None:
         metrics = node.get("metrics")
@@ -297,7 +306,12 @@ class FleetApp(App[None]):
                 branch.expand()
         tree.root.expand()
         if self.selected is not None and self.selected in self._tree_nodes:
-            self.call_after_refresh(tree.move_cursor, self._tree_nodes[self.selected])
+            self._tree_settling = True
+            self.call_after_refresh(self._tree_settled, self._tree_nodes[self.selected])
+
+    def _tree_settled(self, node: TreeNode[Ref]) -> None:
+        self.query_one("#tree", Tree).move_cursor(node)
+        self._tree_settling = False
 
     def _children(self, source: Mapping[str, Any]) -> list[Ref]:
         sid = source["id"]
@@ -336,8 +350,11 @@ class FleetApp(App[None]):
     @on(Tree.NodeHighlighted, "#tree")
     def _tree_moved(self, event: Tree.NodeHighlighted[Ref]) -> None:
         ref = event.node.data
-        if ref is None or self.focused is not event.control:
+        tree = event.control
+        if ref is None or self.focused is not tree or self._tree_settling:
             return
+        if tree is not None and tree.cursor_node is not event.node:
+            return  # a stale highlight (of a rebuilt tree): the cursor is elsewhere now
         self._select(ref if ref[0] != "fleet" else None, from_tree=True)
 
     # -- the list -------------------------------------------------------------------
@@ -457,6 +474,8 @@ class FleetApp(App[None]):
     def _list_moved(self, event: DataTable.RowHighlighted) -> None:
         if self.focused is not event.control or event.row_key.value is None:
             return
+        if str(event.row_key.value) != self._cursor_key():
+            return  # a stale highlight (of a rebuilt list): the cursor is elsewhere now
         kind, id = str(event.row_key.value).split("|", 1)
         self._select((kind, id))
 
@@ -501,40 +520,85 @@ class FleetApp(App[None]):
             self.selected = (kind, id)
 
     def _chain(self, ref: Ref | None) -> list[Ref]:
-        """The selection, then what contains it: an action applies to the first it can.
-
-        process → its group → its source; node → its source's master node (a node
-        labelled role=master, as a piwheels master is) → its source.
-        """
+        """The selection, then what contains it: an action applies to the first it can
+        (process → its group → its source; node → its source)."""
         if ref is None:
             return []
-        kind, id = ref
+        kind, _ = ref
         out = [ref]
         e = self.entity(ref)
         if kind == "process" and e is not None:
             out.append(("group", f"{e['source']}:{e.get('group', '')}"))
-        if kind == "node" and e is not None:
-            out.extend(
-                ("node", str(n["id"]))
-                for n in self.entities["node"].values()
-                if n.get("source") == e.get("source") and R.is_master(n) and n["id"] != id
-            )
         source = self.source_of(ref)
         if source is not None and kind != "source":
             out.append(("source", str(source["id"])))
         return out
 
-    def actions_here(self) -> list[tuple[ActionSpec, Ref | None]]:
+    def _target(self, spec: ActionSpec, source: Mapping[str, Any], own: bool) -> Ref | None:
+        """What ``spec`` acts on from the selection (None: it does not apply here).
+
+        ``own``: only the selected row itself (the Enter dialog), not what contains it.
+        """
+        if source.get("kind") == "piwheels":
+            return self._piwheels_target(spec, source, own)
+        chain = self._chain(self.selected)
+        if own:
+            chain = chain[:1]
+        return next((r for r in chain if r[0] in spec.targets), None)
+
+    def _piwheels_target(
+        self, spec: ActionSpec, source: Mapping[str, Any], own: bool
+    ) -> Ref | None:
+        """piw-monitor's controls: master actions act on the master whichever row is
+        selected (its p, r, t), slave actions on the selected slave (its k).
+
+        Which is which is the piwheels source's own declaration (the model's targets say
+        only "node" for both kinds of node); an action it does not list is routed as on
+        any other source.
+        """
+        from fleetwatch.sources.piwheels.farm import MASTER_ACTIONS, SLAVE_ACTIONS
+
+        if spec.name not in MASTER_ACTIONS | SLAVE_ACTIONS:
+            chain = self._chain(self.selected)
+            return next((r for r in (chain[:1] if own else chain) if r[0] in spec.targets), None)
+        sid = str(source["id"])
+        master = next(
+            (
+                n
+                for n in self.entities["node"].values()
+                if n.get("source") == sid and R.is_master(n)
+            ),
+            None,
+        )
+        master_ref: Ref | None = None
+        if master is not None and "node" in spec.targets:
+            master_ref = ("node", str(master["id"]))
+        elif "source" in spec.targets:
+            master_ref = ("source", sid)
+        e = self.entity(self.selected)
+        on_slave = (
+            self.selected is not None
+            and self.selected[0] == "node"
+            and e is not None
+            and not R.is_master(e)
+        )
+        slave_action = spec.name in SLAVE_ACTIONS and "node" in spec.targets
+        if on_slave and slave_action and (own or spec.name not in MASTER_ACTIONS):
+            return self.selected
+        if own and on_slave:
+            return None
+        return master_ref if spec.name in MASTER_ACTIONS else None
+
+    def actions_here(self, own: bool = False) -> list[tuple[ActionSpec, Ref | None]]:
         """The selected row's source's actions, each with the target it would act on
         (None: it does not apply here, or the source is not online)."""
         source = self.source_of(self.selected)
         if source is None:
             return []
-        chain = self._chain(self.selected)
         online = source.get("status") == "online"
         out: list[tuple[ActionSpec, Ref | None]] = []
         for spec in _specs(source):
-            target = next((r for r in chain if r[0] in spec.targets), None)
+            target = self._target(spec, source, own)
             out.append((spec, target if online else None))
         return out
 
@@ -727,11 +791,28 @@ class FleetApp(App[None]):
 
     # -- actions ---------------------------------------------------------------------------
 
+    def sync_selection(self) -> None:
+        """Take the selection from the focused tree or list's cursor now: a key pressed
+        right after a move must act on the row moved to, even before the move's message
+        has been handled."""
+        focused = self.focused
+        if isinstance(focused, DataTable):
+            key = self._cursor_key()
+            if key is not None:
+                kind, id = key.split("|", 1)
+                self._select((kind, id))
+        elif isinstance(focused, Tree) and not self._tree_settling:
+            node = focused.cursor_node
+            if node is not None and node.data is not None:
+                ref = node.data
+                self._select(ref if ref[0] != "fleet" else None, from_tree=True)
+
     def on_key(self, event: events.Key) -> None:
         if event.key in self._APP_KEYS or not event.character or len(event.character) != 1:
             return
         if isinstance(self.focused, Input):
             return
+        self.sync_selection()
         for spec, target in self.actions_here():
             if spec.hotkey == event.character:
                 event.stop()
@@ -752,39 +833,55 @@ class FleetApp(App[None]):
                 return
 
     def open_action_menu(self) -> None:
-        actions = self.actions_here()
-        if not actions:
+        """The Enter dialog: the actions of the selected row itself (piw-monitor's
+        Master Control or Slave Control)."""
+        source = self.source_of(self.selected)
+        if source is None:
             return
-        title = _ref_text(self.selected) if self.selected else ""
+        online = source.get("status") == "online"
+        offered = [
+            (spec, online)
+            for spec in _specs(source)
+            if self._target(spec, source, own=True) is not None
+        ]
+        if not offered:
+            self._set_result(f"{_ref_text(self.selected)}: no actions")
+            return
+        e = self.entity(self.selected) or {}
+        if source.get("kind") == "piwheels" and self.selected and self.selected[0] != "source":
+            role = "Master" if R.is_master(e) else "Slave"
+            title = f"{role} Control: {e.get('name', '')}"
+        else:
+            title = f"Actions: {_ref_text(self.selected)}"
 
         def chosen(name: str | None) -> None:
-            for spec, target in self.actions_here():
+            for spec, target in self.actions_here(own=True):
                 if spec.name == name:
                     self.start_action(spec, target)
 
-        self.push_screen(
-            ActionMenu(f"Actions: {title}", [(s, t is not None) for s, t in actions]), chosen
-        )
+        self.push_screen(ActionMenu(title, offered), chosen)
 
     def start_action(self, spec: ActionSpec, target: Ref | None) -> None:
         """Ask for parameters and confirmation as the spec says, then run the action."""
         if target is None:
             where = _ref_text(self.selected) if self.selected else "nothing selected"
-            self._set_result(f"{spec.title}: not available for {where}")
+            self._set_result(f"{short_title(spec)}: not available for {where}")
             return
 
         def confirmed(params: dict[str, Any], yes: bool | None) -> None:
             if yes:
                 self.run_model_action(spec, target, params)
             else:
-                self._set_result(f"{spec.title} {_ref_text(target)}: cancelled")
+                self._set_result(f"{short_title(spec)} {_ref_text(target)}: cancelled")
 
         def with_params(params: dict[str, Any] | None) -> None:
             if params is None:
-                self._set_result(f"{spec.title} {_ref_text(target)}: cancelled")
+                self._set_result(f"{short_title(spec)} {_ref_text(target)}: cancelled")
             elif spec.confirm:
-                question = f"{spec.title} {_ref_text(target)}?"
-                self.push_screen(ConfirmScreen(question), lambda yes: confirmed(params, yes))
+                question = f"{short_title(spec)} {_ref_text(target)}?"
+                self.push_screen(
+                    ConfirmScreen(question, help_text(spec)), lambda yes: confirmed(params, yes)
+                )
             else:
                 self.run_model_action(spec, target, params)
 
@@ -795,13 +892,11 @@ class FleetApp(App[None]):
 
     @work(group="actions")
     async def run_model_action(self, spec: ActionSpec, target: Ref, params: dict[str, Any]) -> None:
-        what = f"{spec.title} {_ref_text(target)}"
+        what = f"{short_title(spec)} {_ref_text(target)}"
         self._set_result(f"{what}: …")
         result = await self.backend.action(target[0], target[1], spec.name, params)
         if result.get("ok"):
-            detail = result.get("detail")
-            extra = f" ({detail})" if isinstance(detail, str) and detail else ""
-            self._set_result(f"{what}: done{extra}")
+            self._set_result(f"{what}: done{_detail(result.get('detail'))}")
         else:
             self._set_result(f"{what}: failed: {result.get('error') or 'no reason given'}")
 
@@ -833,6 +928,15 @@ def _specs(source: Mapping[str, Any]) -> list[ActionSpec]:
         except (KeyError, TypeError):
             continue  # an action this client cannot read is not offered
     return out
+
+
+def _detail(detail: Any) -> str:
+    """An action's detail, briefly: what a piwheels action sent, or a short text."""
+    if isinstance(detail, Mapping) and isinstance(detail.get("sent"), list):
+        return f" (sent {', '.join(str(x) for x in detail['sent'])})"
+    if isinstance(detail, str) and detail and len(detail) < 80:
+        return f" ({detail})"
+    return ""
 
 
 def _needs_form(params: Iterable[ParamSpec]) -> bool:
@@ -885,24 +989,19 @@ def _piwheels_stats(
         if "builds_time" in metrics:
             _line(text, "Build Time", R.duration(metrics["builds_time"]))
         _line(text, "File Count", metrics.get("files_count"))
-        for title, prefix in (("Queue", "builds_pending"), ("Builds/hr", "builds_last_hour")):
+        for title, prefix, total_key in (
+            ("Queue", "queue.", "builds_pending"),
+            ("Builds/hr", "builds.", "builds_last_hour"),
+        ):
             per_abi = {
-                k[len(prefix) + 1 :]: v
-                for k, v in metrics.items()
-                if k.startswith(prefix) and len(k) > len(prefix) + 1 and v
+                k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix) and v
             }
-            total = sum(per_abi.values()) or metrics.get(prefix) or 0
-            if per_abi:
-                _line(
-                    text,
-                    title,
-                    "  ".join(
-                        f"{abi} {R.bar(v, total, 6)} {_number(v)}"
-                        for abi, v in sorted(per_abi.items())
-                    ),
-                )
-            elif prefix in metrics:
-                _line(text, title, _number(metrics[prefix]))
+            total = metrics.get(total_key) or sum(per_abi.values())
+            shown = "  ".join(
+                f"{abi} {R.bar(v, total, 6)} {_number(v)}" for abi, v in sorted(per_abi.items())
+            )
+            if total_key in metrics or shown:
+                _line(text, title, f"{_number(total)}  {shown}".rstrip())
         if labels.get("paused") == "true":
             _line(text, "Paused", "yes")
     else:
@@ -913,4 +1012,5 @@ def _piwheels_stats(
         skew = metrics.get("clock_skew")
         if skew is not None:
             _line(text, "Clock Delta", f"{skew:+.1f}s")
-        _line(text, "Task", labels.get("task"))
+        _line(text, "Build", labels.get("task"))
+    _line(text, "Alert", labels.get("alert"))

@@ -142,6 +142,7 @@ class LocalBackend:
         self.connected_text = connected_text
         self._where = where
         self._was_online = False
+        self._running = False
 
     @property
     def status_text(self) -> str:
@@ -155,6 +156,7 @@ class LocalBackend:
         return self._where
 
     async def run(self) -> None:
+        self._running = True
         await self.hub.start()
         sub = self.hub.subscribe()
         try:
@@ -168,7 +170,7 @@ class LocalBackend:
                     self._item(item)
         finally:
             sub.close()
-            await self.hub.stop()
+            await self.close()
 
     def _load(self, snapshot: dict[str, Any]) -> None:
         data = orjson.loads(_dumps(snapshot))
@@ -228,7 +230,10 @@ class LocalBackend:
         return answer
 
     async def close(self) -> None:
-        return None
+        """Stop the hub (its sources close their sockets); once, whoever comes first."""
+        if self._running:
+            self._running = False
+            await self.hub.stop()
 
 
 def _dumps(value: Any) -> bytes:

@@ -9,9 +9,10 @@ row                 ``#``   Label       ABI       Up Time         Task Time     
 supervisord process pid     group:name  -         since started   since stopped   state, why
 icecream host       hostid  host        platform  since joined    -               job and load
                                                                                   bars (sundae)
-piwheels master     -       host        -         since started   since STATS     "Doing
+piwheels master     -       host        -         since started   since heard     "Doing
                                                                                   whatever..."
-piwheels slave      id      label       abi       since seen      since task      its task
+piwheels slave      id      label       abi       since seen      since build or  its status
+                                                                  since heard
 ==================  ======  ==========  ========  ==============  ==============  ============
 
 Entities are the stream's JSON objects (``dict``), as :class:`fleetwatch.client.mirror.Mirror`
@@ -63,6 +64,9 @@ _NODE_STYLES = {
     "okay": "green",
     "building": "green",
     "idle": "grey50",
+    "sleeping": "grey50",
+    "starting": "grey70",
+    "terminating": "red",
     "sending": "blue",
     "cleaning": "magenta",
     "alert": "yellow",
@@ -277,9 +281,13 @@ def _icecream_cells(n: Mapping[str, Any], now: float) -> tuple[Text | str, ...]:
 def _piwheels_cells(
     n: Mapping[str, Any], source: Mapping[str, Any], now: float
 ) -> tuple[Text | str, ...]:
+    """piw-monitor's rows (the model: :mod:`fleetwatch.sources.piwheels.farm`)."""
     labels, metrics = _labels(n), _metrics(n)
+    state = str(n.get("state", ""))
+    alert = bool(labels.get("alert"))
     if is_master(n):
-        alert = source.get("status") != "online" or master_alert(metrics)
+        if source.get("status") != "online" or state != "online":
+            alert = True
         task = Text("Doing whatever the master does")
         if labels.get("paused") == "true":
             task.append("  (paused)", style="yellow")
@@ -288,39 +296,21 @@ def _piwheels_cells(
             "",
             labels.get("label") or str(n.get("name", "")),
             "",
-            duration(_since(now, metrics.get("started") or n.get("since"))),
-            duration(_since(now, metrics.get("timestamp"))),
+            duration(_since(now, metrics.get("started"))),
+            duration(_since(now, metrics.get("last_seen"))),
             task,
         )
-    id = str(n["id"]).rsplit(":", 1)[-1]
-    status = labels.get("status") or str(n.get("state", ""))
+    slave_id = metrics.get("slave_id")
+    busy = metrics.get("task_started")
+    mark = state if state in ("dead", "offline") or not alert else "alert"
     return (
-        _mark("node", status),
-        id,
+        _mark("node", mark),
+        str(int(slave_id)) if slave_id is not None else str(n["id"]).rsplit(":", 1)[-1],
         labels.get("label") or str(n.get("name", "")),
         labels.get("abi", ""),
-        duration(_since(now, metrics.get("first_seen") or n.get("since"))),
-        duration(_since(now, metrics.get("task_started"))),
-        labels.get("task", ""),
-    )
-
-
-def _free_below(metrics: Mapping[str, float], what: str, ratio: float) -> bool:
-    size = metrics.get(f"{what}_size") or 0
-    free = metrics.get(f"{what}_free") or 0
-    return bool(size) and free / size < ratio
-
-
-def master_alert(metrics: Mapping[str, float]) -> bool:
-    """piw-monitor's master alert: disk or memory under 10 % free, swap under 50 %, load
-    over 4, temperature over 70 °C (its "no builds last hour" check never fires, and its
-    "no downloads" one fires on any idle mirror: both are left out)."""
-    return (
-        _free_below(metrics, "disk", 0.1)
-        or _free_below(metrics, "mem", 0.1)
-        or _free_below(metrics, "swap", 0.5)
-        or (metrics.get("load_average") or 0) > 4.0
-        or (metrics.get("cpu_temp") or 0) > 70.0
+        duration(_since(now, metrics.get("first_seen"))),
+        duration(_since(now, busy if busy else metrics.get("last_seen"))),
+        labels.get("status", ""),
     )
 
 
