@@ -1,6 +1,7 @@
 """fleetwatch tui (Textual) against a real hub on real supervisord: the tree, a hot-key
 that stops a process in supervisord, the status line across a hub restart, the filter,
-the log pane; and one run of the real command in tmux."""
+the log pane; and the real commands in tmux (``fleetwatch tui`` on supervisord and the
+stand-in piwheels master, ``fleetwatch piw-monitor`` on the stand-in)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.widgets import DataTable, Tree
 
+from fleetwatch.config import PiwheelsSourceConfig
+from fleetwatch.demo.piwheels import StandInMaster
 from fleetwatch.demo.supervisord import Supervisord
+from fleetwatch.sources.piwheels.protocol import Control
 from fleetwatch.tui import FleetApp, RemoteBackend
 from fleetwatch.tui._widgets import LogPane
 from tests.conftest import HubServer, require, source_config, standard_programs, wait_for
@@ -25,6 +30,7 @@ from tests.conftest import HubServer, require, source_config, standard_programs,
 pytestmark = [pytest.mark.real, pytest.mark.anyio]
 
 SIZE = (160, 48)
+HELLO_CONTROL = Control("HELLO")
 
 
 async def until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "it") -> Any:
@@ -164,21 +170,15 @@ async def test_log_pane_shows_the_log(two: tuple[HubServer, Any, Any]) -> None:
         await until(lambda: not pane.display, what="the log pane hidden")
 
 
-def test_tui_in_tmux_shows_source_and_process(
-    two: tuple[HubServer, Any, Any], tmp_path: Path
-) -> None:
-    tmux = require("tmux")
-    hub, _, _ = two
-    exe = shutil.which("fleetwatch", path=str(Path(sys.executable).parent))
-    assert exe, "the fleetwatch command is installed in the venv"
-    session = f"fwtui{os.getpid()}"
-    socket = str(tmp_path / "tmux.sock")
-    env = {**os.environ, "FLEETWATCH_URL": hub.url, "TERM": "xterm-256color"}
-    base = [tmux, "-S", socket]
-    # remain-on-exit: a TUI that dies leaves its last screen (a traceback) to be read.
-    subprocess.run(
-        [
-            *base,
+class Tmux:
+    """One detached tmux session on a private server, running ``command``."""
+
+    def __init__(self, tmp_path: Path, command: list[str], env: dict[str, str]) -> None:
+        self.base = [require("tmux"), "-S", str(tmp_path / "tmux.sock")]
+        self.session = f"fw{os.getpid()}"
+        self.last = ""
+        # remain-on-exit: a TUI that dies leaves its last screen (a traceback) to be read.
+        self.run(
             "start-server",
             ";",
             "set-option",
@@ -193,60 +193,37 @@ def test_tui_in_tmux_shows_source_and_process(
             "-y",
             "48",
             "-s",
-            session,
-            exe,
-            "tui",
-        ],
-        check=True,
-        env=env,
-    )
-    try:
+            self.session,
+            *command,
+            env={**os.environ, "TERM": "xterm-256color", **env},
+        )
 
-        def screen() -> str:
-            out = subprocess.run(
-                [*base, "capture-pane", "-p", "-t", session],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return out.stdout
+    def run(self, *args: str, env: dict[str, str] | None = None) -> str:
+        out = subprocess.run(
+            [*self.base, *args], capture_output=True, text=True, check=True, env=env
+        )
+        return out.stdout
 
-        def pane_dead() -> bool:
-            out = subprocess.run(
-                [*base, "display-message", "-p", "-t", session, "#{pane_dead}"],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return out.stdout.strip() == "1"
+    def display(self, fmt: str) -> str:
+        return self.run("display-message", "-p", "-t", self.session, fmt).strip()
 
-        seen = {"screen": ""}
+    def screen(self) -> str:
+        self.last = self.run("capture-pane", "-p", "-t", self.session)
+        return self.last
 
-        def shows_it() -> bool:
-            seen["screen"] = s = screen()
-            return "▪ ta" in s and "▪ tb" in s and "workers" in s and "Connected" in s
-
+    def wait_screen(self, *words: str, timeout: float = 30) -> str:
         try:
-            wait_for(shows_it, 30, "the screen to show the sources, a group and Connected")
+            wait_for(lambda: all(w in self.screen() for w in words), timeout, f"{words} on screen")
         except BaseException:
-            print(seen["screen"])
+            print(self.last)
             raise
-        text = seen["screen"]
-        assert "tb" in text
-        assert "RUNNING" in text
-        assert not pane_dead()
+        return self.last
 
-        def display(fmt: str) -> str:
-            out = subprocess.run(
-                [*base, "display-message", "-p", "-t", session, fmt],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return out.stdout.strip()
-
-        pid = int(display("#{pane_pid}"))
-        subprocess.run([*base, "send-keys", "-t", session, "q"], check=True)
+    def quit(self, key: str = "q") -> None:
+        """Press ``key`` and wait until the program has ended, with status 0."""
+        assert self.display("#{pane_dead}") == "0", self.screen()
+        pid = int(self.display("#{pane_pid}"))
+        self.run("send-keys", "-t", self.session, key)
 
         def ended() -> bool:
             # tmux sometimes leaves the exited TUI a zombie for a while before reaping it
@@ -257,7 +234,70 @@ def test_tui_in_tmux_shows_source_and_process(
                 return True
             return state == "Z"
 
-        wait_for(ended, 15, "q to end the TUI")
-        assert display("#{pane_dead_status}") in ("", "0")
+        wait_for(ended, 15, f"{key} to end the program")
+        assert self.display("#{pane_dead_status}") in ("", "0")
+
+    def close(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True)
+
+
+def fleetwatch_exe() -> str:
+    exe = shutil.which("fleetwatch", path=str(Path(sys.executable).parent))
+    assert exe, "the fleetwatch command is installed in the venv"
+    return exe
+
+
+@pytest.fixture
+def farm() -> Iterator[StandInMaster]:
+    """The stand-in piwheels master, replaying the capture in a loop (as the demo does)."""
+    with tempfile.TemporaryDirectory(prefix="fw-tui-piw-") as d:
+        master = StandInMaster(
+            f"ipc://{d}/piw-status", f"ipc://{d}/piw-control", gated=False, loop=True, speed=5
+        )
+        master.start()
+        yield master
+        master.stop()
+
+
+def test_tui_in_tmux_shows_sources_and_processes(
+    supervisors: Callable[..., Supervisord],
+    hub_server: Callable[..., HubServer],
+    farm: StandInMaster,
+    tmp_path: Path,
+) -> None:
+    a = supervisors("ta", standard_programs("ta"))
+    piw = PiwheelsSourceConfig(
+        name="piw", status_queue=farm.status_queue, control_queue=farm.control_queue
+    )
+    hub = hub_server(source_config(a, poll_interval=0.5), piw)
+    tmux = Tmux(tmp_path, [fleetwatch_exe(), "tui"], {"FLEETWATCH_URL": hub.url})
+    try:
+        text = tmux.wait_screen("▪ ta", "workers", "RUNNING", "▪ piw", "lab-slave-1", "Connected")
+        assert "supervisor online" in text
+        tmux.quit()
     finally:
-        subprocess.run([*base, "kill-server"], capture_output=True)
+        tmux.close()
+
+
+def test_piw_monitor_in_tmux(farm: StandInMaster, tmp_path: Path) -> None:
+    command = [
+        fleetwatch_exe(),
+        "piw-monitor",
+        "--status-queue",
+        farm.status_queue,
+        "--control-queue",
+        farm.control_queue,
+    ]
+    tmux = Tmux(tmp_path, command, {})
+    try:
+        text = tmux.wait_screen(
+            "Label^", "Doing whatever the master does", "lab-slave-1", "Connected to master"
+        )
+        assert "├─" in text
+        assert "Pause (p)" in text
+        tmux.quit()
+        # q quits the monitor; the master is unaffected: it was only ever asked HELLO.
+        assert farm.controls()
+        assert all(c == HELLO_CONTROL for c in farm.controls())
+    finally:
+        tmux.close()
