@@ -10,7 +10,7 @@ Layout, top to bottom::
     └ status line: Connected / Waiting for connection / Reconnecting · last result ─┘
 
 The model comes from a :class:`~fleetwatch.tui.backend.Backend` (a hub's stream, or a hub
-in this process). Changes are collected as they come and drawn at most every 50 ms:
+in this process). Changes are collected as they come and drawn at most every 100 ms:
 rows and tree labels are updated in place, and rebuilt only when entities come or go or
 a row moves. A one-second tick refreshes the times.
 
@@ -41,6 +41,8 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.coordinate import Coordinate
+from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
@@ -67,6 +69,9 @@ Ref = tuple[str, str]
 
 HISTORY = 100
 """Samples kept per node for the graphs (piw-monitor keeps 100)."""
+
+DRAW_INTERVAL = 0.1
+"""Changes are drawn at most this often (seconds), as the web app repaints."""
 
 _LOG_CHANNELS = ("stdout", "stderr", None)
 
@@ -115,6 +120,7 @@ class FleetApp(App[None]):
         self._tree_nodes: dict[Ref, TreeNode[Ref]] = {}
         self._collapsed: set[Ref] = set()
         self._log_of: str | None = None
+        self._group_members: dict[str, list[str]] = {}
         self._ids: set[Ref] = set()
         """Every source, node and process known: one that comes or goes rebuilds."""
         self._tree_settling = False
@@ -139,24 +145,37 @@ class FleetApp(App[None]):
         yield Static("", id="status")
 
     def on_mount(self) -> None:
-        table = self.query_one("#list", DataTable)
+        table = self._main.query_one("#list", DataTable)
         for column in R.COLUMNS:
             table.add_column(column + ("^" if column in ("Label", "ABI") else ""), key=column)
         if self.single:
-            self.query_one("#tree").display = False
+            self._main.query_one("#tree").display = False
             table.focus()
         else:
-            self.query_one("#tree").focus()
-        self.query_one("#log-pane").display = False
+            self._main.query_one("#tree").focus()
+        self._main.query_one("#log-pane").display = False
         self.backend.listeners.append(self._on_event)
         self.run_worker(self.backend.run(), name="backend", exclusive=True, group="backend")
         self.set_interval(1.0, self._tick)
+        self._show_status()
         self._request_flush(rebuild=True)
 
     async def on_unmount(self) -> None:
         if self._on_event in self.backend.listeners:
             self.backend.listeners.remove(self._on_event)
         await self.backend.close()
+
+    @property
+    def _main(self) -> Screen[Any]:
+        """The screen with the tree and the list (a dialog may be on top of it)."""
+        return self.screen_stack[0] if self.screen_stack else self.screen
+
+    def _focused(self) -> Widget | None:
+        """The focused widget; None once the app is closing (its screens are gone, and a
+        message still queued must not fail on them)."""
+        if not self.screen_stack:
+            return None
+        return self.focused
 
     # -- the model ------------------------------------------------------------------
 
@@ -217,11 +236,11 @@ class FleetApp(App[None]):
         self._rebuild = self._rebuild or rebuild
         if not self._flush_pending:
             self._flush_pending = True
-            self.set_timer(0.05, self._draw)
+            self.set_timer(DRAW_INTERVAL, self._draw)
 
     def _draw(self) -> None:
         self._flush_pending = False
-        if not self.is_running:
+        if not self.is_running or not self.screen_stack:
             return
         rebuild, self._rebuild = self._rebuild, False
         dirty, self._dirty = self._dirty, set()
@@ -268,6 +287,10 @@ class FleetApp(App[None]):
         return text
 
     def _group_processes(self, group_ref: str) -> list[dict[str, Any]]:
+        members = self._group_members.get(group_ref)
+        if members is not None:  # the tree's index (rebuilt whenever processes come or go)
+            table = self.entities["process"]
+            return [table[id] for id in members if id in table]
         source, _, group = group_ref.partition(":")
         return [
             p
@@ -276,7 +299,7 @@ class FleetApp(App[None]):
         ]
 
     def _build_tree(self) -> None:
-        tree: Tree[Ref] = self.query_one("#tree", Tree)
+        tree: Tree[Ref] = self._main.query_one("#tree", Tree)
         for ref, node in self._tree_nodes.items():
             if not node.is_expanded and node.allow_expand:
                 self._collapsed.add(ref)
@@ -285,6 +308,10 @@ class FleetApp(App[None]):
         tree.clear()
         tree.root.set_label(Text(self.backend.name or "fleet", style="bold"))
         self._tree_nodes = {}
+        self._group_members = {}
+        for p in self.entities["process"].values():
+            group_id = f"{p.get('source')}:{p.get('group', '')}"
+            self._group_members.setdefault(group_id, []).append(str(p["id"]))
         for sid in sorted(self.entities["source"]):
             source = self.entities["source"][sid]
             top: Ref = ("source", sid)
@@ -310,7 +337,7 @@ class FleetApp(App[None]):
             self.call_after_refresh(self._tree_settled, self._tree_nodes[self.selected])
 
     def _tree_settled(self, node: TreeNode[Ref]) -> None:
-        self.query_one("#tree", Tree).move_cursor(node)
+        self._main.query_one("#tree", Tree).move_cursor(node)
         self._tree_settling = False
 
     def _children(self, source: Mapping[str, Any]) -> list[Ref]:
@@ -336,6 +363,7 @@ class FleetApp(App[None]):
         return out
 
     def _update_tree(self, dirty: Iterable[Ref]) -> None:
+        groups: set[Ref] = set()
         for ref in dirty:
             node = self._tree_nodes.get(ref)
             if node is not None:
@@ -343,15 +371,16 @@ class FleetApp(App[None]):
             if ref[0] == "process":
                 e = self.entity(ref)
                 if e is not None:
-                    group: Ref = ("group", f"{e['source']}:{e.get('group', '')}")
-                    if group in self._tree_nodes:
-                        self._tree_nodes[group].set_label(self._tree_label(group))
+                    groups.add(("group", f"{e['source']}:{e.get('group', '')}"))
+        for group in groups:  # each group's "(running/all)" once per draw
+            if group in self._tree_nodes:
+                self._tree_nodes[group].set_label(self._tree_label(group))
 
     @on(Tree.NodeHighlighted, "#tree")
     def _tree_moved(self, event: Tree.NodeHighlighted[Ref]) -> None:
         ref = event.node.data
         tree = event.control
-        if ref is None or self.focused is not tree or self._tree_settling:
+        if ref is None or self._focused() is not tree or self._tree_settling:
             return
         if tree is not None and tree.cursor_node is not event.node:
             return  # a stale highlight (of a rebuilt tree): the cursor is elsewhere now
@@ -379,7 +408,7 @@ class FleetApp(App[None]):
         return R.make_row(kind, e, source, now, branch=self._row_branch.get(key, ""))
 
     def _build_list(self) -> None:
-        table: DataTable[Any] = self.query_one("#list", DataTable)
+        table: DataTable[Any] = self._main.query_one("#list", DataTable)
         current = self._cursor_key()
         items = self._list_entities()
         self._row_branch = {}
@@ -402,7 +431,7 @@ class FleetApp(App[None]):
     def _update_list(self, dirty: Iterable[Ref]) -> bool:
         """Update changed rows in place; False when the list must be rebuilt instead."""
         query = filters.parse(self.query_text)
-        table: DataTable[Any] = self.query_one("#list", DataTable)
+        table: DataTable[Any] = self._main.query_one("#list", DataTable)
         now = time.time()
         for kind, id in dirty:
             if kind == "source":
@@ -450,10 +479,15 @@ class FleetApp(App[None]):
         self._row_cells[key] = cells
 
     def _tick(self) -> None:
-        """Once a second: the times in the list and the stats box move on."""
-        table: DataTable[Any] = self.query_one("#list", DataTable)
+        """Once a second: the times in the visible rows and the stats box move on (a row
+        scrolled into view is brought up to date at the next tick)."""
+        if not self.screen_stack:
+            return
+        table: DataTable[Any] = self._main.query_one("#list", DataTable)
         now = time.time()
-        for key in self._row_order:
+        first = max(0, int(table.scroll_y) - 2)
+        last = first + table.size.height + 4
+        for key in self._row_order[first:last]:
             kind, id = key.split("|", 1)
             e = self.entity((kind, id))
             if e is not None:
@@ -461,7 +495,7 @@ class FleetApp(App[None]):
         self._show_selection()
 
     def _cursor_key(self) -> str | None:
-        table: DataTable[Any] = self.query_one("#list", DataTable)
+        table: DataTable[Any] = self._main.query_one("#list", DataTable)
         if not self._row_order or table.row_count == 0:
             return None
         try:
@@ -472,7 +506,7 @@ class FleetApp(App[None]):
 
     @on(DataTable.RowHighlighted, "#list")
     def _list_moved(self, event: DataTable.RowHighlighted) -> None:
-        if self.focused is not event.control or event.row_key.value is None:
+        if self._focused() is not event.control or event.row_key.value is None:
             return
         if str(event.row_key.value) != self._cursor_key():
             return  # a stale highlight (of a rebuilt list): the cursor is elsewhere now
@@ -506,7 +540,7 @@ class FleetApp(App[None]):
             if ref is not None and ref[0] in ("process", "node"):
                 key = R.row_key(*ref)
                 if key in self._row_cells:
-                    table: DataTable[Any] = self.query_one("#list", DataTable)
+                    table: DataTable[Any] = self._main.query_one("#list", DataTable)
                     table.move_cursor(row=table.get_row_index(key), animate=False)
         if ref != self.selected:
             self.selected = ref
@@ -607,14 +641,14 @@ class FleetApp(App[None]):
         shown = tuple((spec.name, target) for spec, target in actions)
         if shown != self._actions_shown:
             self._actions_shown = shown
-            self.query_one("#controls", ControlBar).show(
+            self._main.query_one("#controls", ControlBar).show(
                 [
                     (spec, target is not None, _ref_text(target) if target else "")
                     for spec, target in actions
                 ]
             )
         text, graphs = self._stats(self.selected)
-        self.query_one("#stats", StatsBox).show(text, graphs)
+        self._main.query_one("#stats", StatsBox).show(text, graphs)
         self._show_log()
 
     def _show_status(self) -> None:
@@ -626,12 +660,12 @@ class FleetApp(App[None]):
             parts.append(self.result)
         if self.query_text:
             parts.append(f"filter: {self.query_text}")
-        self.query_one("#status", Static).update(Text("  │  ".join(parts)))
+        self._main.query_one("#status", Static).update(Text("  │  ".join(parts)))
 
     @property
     def status_line(self) -> str:
         """The status line's text (for tests and scripts)."""
-        content = self.query_one("#status", Static).content
+        content = self._main.query_one("#status", Static).content
         return str(content)
 
     def _stats(self, ref: Ref | None) -> tuple[Text, list[GraphData]]:
@@ -715,7 +749,7 @@ class FleetApp(App[None]):
     # -- the log pane -------------------------------------------------------------------
 
     def _show_log(self) -> None:
-        pane = self.query_one("#log-pane", LogPane)
+        pane = self._main.query_one("#log-pane", LogPane)
         ref = self.selected
         source = self.source_of(ref)
         wanted = (
@@ -740,7 +774,7 @@ class FleetApp(App[None]):
 
     @work(exclusive=True, group="log")
     async def _follow_log(self, process: str, channel: str) -> None:
-        pane = self.query_one("#log-pane", LogPane)
+        pane = self._main.query_one("#log-pane", LogPane)
         pane.clear()
         pane.title(f"{process} {channel} (l: next channel)")
         offset: int | None = None
@@ -766,16 +800,16 @@ class FleetApp(App[None]):
     # -- the filter ----------------------------------------------------------------------
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self._main.query_one("#filter", Input)
         box.display = True
         box.focus()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self._main.query_one("#filter", Input)
         if box.display:
             box.value = ""
             box.display = False
-            self.query_one("#list").focus()
+            self._main.query_one("#list").focus()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -787,7 +821,7 @@ class FleetApp(App[None]):
     def _filter_done(self, event: Input.Submitted) -> None:
         if not event.value:
             event.input.display = False
-        self.query_one("#list").focus()
+        self._main.query_one("#list").focus()
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -795,7 +829,7 @@ class FleetApp(App[None]):
         """Take the selection from the focused tree or list's cursor now: a key pressed
         right after a move must act on the row moved to, even before the move's message
         has been handled."""
-        focused = self.focused
+        focused = self._focused()
         if isinstance(focused, DataTable):
             key = self._cursor_key()
             if key is not None:
@@ -810,7 +844,7 @@ class FleetApp(App[None]):
     def on_key(self, event: events.Key) -> None:
         if event.key in self._APP_KEYS or not event.character or len(event.character) != 1:
             return
-        if isinstance(self.focused, Input):
+        if isinstance(self._focused(), Input):
             return
         self.sync_selection()
         for spec, target in self.actions_here():
