@@ -26,8 +26,13 @@ class StatsBox(Vertical):
         yield Static("", id="stats-text")
         yield Horizontal(id="graphs")
 
+    _text: Text | None = None
+
     def show(self, text: Text, graphs: Sequence[GraphData]) -> None:
-        self.query_one("#stats-text", Static).update(text)
+        if text != self._text:  # an update lays the screen out again: only on a change
+            self._text = text
+            # A fixed height (app.tcss): no new layout of the screen for new text.
+            self.query_one("#stats-text", Static).update(text, layout=False)
         box = self.query_one("#graphs", Horizontal)
         titles = [g[0] for g in graphs]
         current = [child for child in box.children if isinstance(child, _Graph)]
@@ -46,14 +51,20 @@ class _Graph(Vertical):
         super().__init__(name=title, classes="graph")
         self.title = Label(title, classes="graph-title")
         self.line = Sparkline([0.0], classes="graph-line")
+        self._title = ""
 
     def compose(self) -> ComposeResult:
         yield self.title
         yield self.line
 
     def fill(self, samples: Sequence[float], last: str) -> None:
-        self.title.update(f"{self.name} {last}".rstrip())
-        self.line.data = list(samples) or [0.0]
+        title = f"{self.name} {last}".rstrip()
+        if title != self._title:
+            self._title = title
+            self.title.update(title, layout=False)
+        data = list(samples) or [0.0]
+        if data != self.line.data:
+            self.line.data = data
 
 
 class ControlBar(Horizontal):

@@ -121,6 +121,7 @@ class FleetApp(App[None]):
         self._collapsed: set[Ref] = set()
         self._log_of: str | None = None
         self._group_members: dict[str, list[str]] = {}
+        self._status_text: str | None = None
         self._ids: set[Ref] = set()
         """Every source, node and process known: one that comes or goes rebuilds."""
         self._tree_settling = False
@@ -433,6 +434,7 @@ class FleetApp(App[None]):
         query = filters.parse(self.query_text)
         table: DataTable[Any] = self._main.query_one("#list", DataTable)
         now = time.time()
+        lo, hi = self._visible(table)
         for kind, id in dirty:
             if kind == "source":
                 if self.scope in (None, id):
@@ -459,8 +461,14 @@ class FleetApp(App[None]):
                 before = n == neighbours[0]
                 if (R.sort_key(nk, ne) > order) if before else (R.sort_key(nk, ne) < order):
                     return False
-            self._set_cells(table, key, self._row(kind, e, now).cells)
+            if lo <= index < hi:  # rows out of view are brought up to date by the tick
+                self._set_cells(table, key, self._row(kind, e, now).cells)
         return True
+
+    def _visible(self, table: DataTable[Any]) -> tuple[int, int]:
+        """The indices of the rows in view (and a few around them)."""
+        first = max(0, int(table.scroll_y) - 2)
+        return first, first + table.size.height + 4
 
     def _neighbour(self, index: int) -> str | None:
         return self._row_order[index] if index < len(self._row_order) else None
@@ -480,19 +488,24 @@ class FleetApp(App[None]):
 
     def _tick(self) -> None:
         """Once a second: the times in the visible rows and the stats box move on (a row
-        scrolled into view is brought up to date at the next tick)."""
+        scrolled into view is brought up to date at the next tick, or at once when the
+        cursor brought it there)."""
+        if not self.screen_stack:
+            return
+        self._tick_rows()
+        self._show_selection()
+
+    def _tick_rows(self) -> None:
         if not self.screen_stack:
             return
         table: DataTable[Any] = self._main.query_one("#list", DataTable)
         now = time.time()
-        first = max(0, int(table.scroll_y) - 2)
-        last = first + table.size.height + 4
+        first, last = self._visible(table)
         for key in self._row_order[first:last]:
             kind, id = key.split("|", 1)
             e = self.entity((kind, id))
             if e is not None:
                 self._set_cells(table, key, self._row(kind, e, now).cells)
-        self._show_selection()
 
     def _cursor_key(self) -> str | None:
         table: DataTable[Any] = self._main.query_one("#list", DataTable)
@@ -510,6 +523,7 @@ class FleetApp(App[None]):
             return
         if str(event.row_key.value) != self._cursor_key():
             return  # a stale highlight (of a rebuilt list): the cursor is elsewhere now
+        self.call_after_refresh(self._tick_rows)
         kind, id = str(event.row_key.value).split("|", 1)
         self._select((kind, id))
 
@@ -660,7 +674,10 @@ class FleetApp(App[None]):
             parts.append(self.result)
         if self.query_text:
             parts.append(f"filter: {self.query_text}")
-        self._main.query_one("#status", Static).update(Text("  │  ".join(parts)))
+        line = "  │  ".join(parts)
+        if line != self._status_text:
+            self._status_text = line
+            self._main.query_one("#status", Static).update(Text(line), layout=False)
 
     @property
     def status_line(self) -> str:
