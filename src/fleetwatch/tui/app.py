@@ -30,17 +30,19 @@ Keys (the model's hot-keys come on top, from the selected row's actions):
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 from rich.text import Text
 from textual import events, on, work
-from textual.app import App, ComposeResult
+from textual.app import App, ComposeResult, ScreenStackError
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.coordinate import Coordinate
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Static, Tree
@@ -74,6 +76,26 @@ DRAW_INTERVAL = 0.1
 """Changes are drawn at most this often (seconds), as the web app repaints."""
 
 _LOG_CHANNELS = ("stdout", "stderr", None)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _while_mounted(method: _F) -> _F:
+    """A timer's or a message's handler that does nothing once the app's widgets are
+    gone (a timer or a queued message can still come while the app closes)."""
+
+    @functools.wraps(method)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (NoMatches, ScreenStackError):
+            app = args[0]
+            if app.is_running and app.screen_stack and app._main.query("#list"):
+                raise  # not closing: a real bug
+            return None
+
+    return guarded  # type: ignore[return-value]
 
 
 class FleetApp(App[None]):
@@ -239,6 +261,7 @@ class FleetApp(App[None]):
             self._flush_pending = True
             self.set_timer(DRAW_INTERVAL, self._draw)
 
+    @_while_mounted
     def _draw(self) -> None:
         self._flush_pending = False
         if not self.is_running or not self.screen_stack:
@@ -378,6 +401,7 @@ class FleetApp(App[None]):
                 self._tree_nodes[group].set_label(self._tree_label(group))
 
     @on(Tree.NodeHighlighted, "#tree")
+    @_while_mounted
     def _tree_moved(self, event: Tree.NodeHighlighted[Ref]) -> None:
         ref = event.node.data
         tree = event.control
@@ -486,6 +510,7 @@ class FleetApp(App[None]):
                 table.update_cell(key, column, value)
         self._row_cells[key] = cells
 
+    @_while_mounted
     def _tick(self) -> None:
         """Once a second: the times in the visible rows and the stats box move on (a row
         scrolled into view is brought up to date at the next tick, or at once when the
@@ -495,6 +520,7 @@ class FleetApp(App[None]):
         self._tick_rows()
         self._show_selection()
 
+    @_while_mounted
     def _tick_rows(self) -> None:
         if not self.screen_stack:
             return
@@ -518,6 +544,7 @@ class FleetApp(App[None]):
         return str(key.value) if key.value is not None else None
 
     @on(DataTable.RowHighlighted, "#list")
+    @_while_mounted
     def _list_moved(self, event: DataTable.RowHighlighted) -> None:
         if self._focused() is not event.control or event.row_key.value is None:
             return
@@ -535,6 +562,7 @@ class FleetApp(App[None]):
         self._select((kind, id))
         self.open_action_menu()
 
+    @_while_mounted
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
         if event.widget.id == "list":
             key = self._cursor_key()
@@ -561,6 +589,7 @@ class FleetApp(App[None]):
             self._show_selection()
             self._show_status()
 
+    @_while_mounted
     def _select_from_cursor(self) -> None:
         key = self._cursor_key()
         if key is not None:
@@ -791,6 +820,12 @@ class FleetApp(App[None]):
 
     @work(exclusive=True, group="log")
     async def _follow_log(self, process: str, channel: str) -> None:
+        try:
+            await self._follow_log_loop(process, channel)
+        except (NoMatches, ScreenStackError):
+            return  # the app is closing
+
+    async def _follow_log_loop(self, process: str, channel: str) -> None:
         pane = self._main.query_one("#log-pane", LogPane)
         pane.clear()
         pane.title(f"{process} {channel} (l: next channel)")
