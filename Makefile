@@ -79,6 +79,7 @@ bench: $(STAMP) $(WEB)
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/agent_latency.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/tui.py
 
 clean:
 	rm -rf $(VENV) $(MVCLI) .mypy_cache .pytest_cache .ruff_cache build dist frontend/node_modules src/fleetwatch/web/static

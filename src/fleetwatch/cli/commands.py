@@ -229,3 +229,43 @@ def version() -> None:
 from fleetwatch.cli import admin as _admin  # noqa: E402
 
 _admin.register(app)
+
+# -- terminal UI (issue 10) --------------------------------------------------------------
+
+
+@app.command()
+def tui(
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="the hub's base URL (env FLEETWATCH_URL, default http://127.0.0.1:22000)"
+        ),
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option(help="bearer token (env FLEETWATCH_TOKEN)", show_default=False)
+    ] = None,
+) -> None:
+    """Watch and control the hub's fleet in the terminal (piw-monitor's screen and keys)."""
+    from fleetwatch.tui import FleetApp, RemoteBackend
+
+    try:
+        backend = RemoteBackend(url, token)
+    except ValueError as exc:
+        raise _fail(f"--url: {exc}") from None
+    FleetApp(backend, title=f"fleetwatch {backend.where}").run()
+
+
+@app.command(
+    name="piw-monitor",
+    context_settings={
+        "allow_extra_args": True,
+        "ignore_unknown_options": True,
+        "help_option_names": [],
+    },
+    add_help_option=False,
+)
+def piw_monitor(ctx: typer.Context) -> None:
+    """piw-monitor: watch and control one piwheels master (its own options: -h)."""
+    from fleetwatch.tui.piw_monitor import main
+
+    raise typer.Exit(main(ctx.args))
