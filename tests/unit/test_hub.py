@@ -281,7 +281,8 @@ async def test_later_changes_wait_for_the_batch_interval() -> None:
     sub = h.subscribe()
     handle = fake(h).handle
     await spend_the_burst(h, sub)
-    h._credits, h._credited = 0.0, asyncio.get_running_loop().time()  # however slow that was
+    now = asyncio.get_running_loop().time()
+    h._credits, h._credited, h._last_change = 0.0, now, now  # however slow that was
     last_seq = h.fleet.seq
     handle.put(proc("a", pid=2))
     for _ in range(5):
@@ -342,6 +343,23 @@ async def test_changes_that_keep_coming_are_batched_issue8_keeps_the_batching() 
     delta = h.flush()
     assert delta is not None
     assert len(delta.changes) == 50  # nothing was committed while no credit was left
+    await h.stop()
+
+
+async def test_a_pause_refills_every_credit_issue9_agent_latency() -> None:
+    """After no change for a batch_interval, the next few each go out at once, even when
+    the credits were spent just before the pause (back-to-back actions)."""
+    h = make_hub("f1", batch_interval=0.02)
+    sub = h.subscribe()
+    handle = fake(h).handle
+    loop = asyncio.get_running_loop()
+    await spend_the_burst(h, sub)
+    h._credits, h._credited, h._last_change = 0.0, loop.time(), loop.time() - 0.02
+    for i in range(hub_module.COMMIT_BURST):
+        handle.put(proc("after", pid=200 + i))
+        assert not isinstance(h._flush_handle, asyncio.TimerHandle)  # at once, no credit wait
+        assert len((await next_delta(sub)).changes) == 1
+    assert not h.fleet.dirty
     await h.stop()
 
 
