@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
+from fleetwatch.config import IcecreamSourceConfig
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program, free_port
-from tests.conftest import HubServer, source_config, wait_for
+from tests.conftest import HubServer, icecc_cluster, source_config, wait_for
 
 pytestmark = pytest.mark.real
 
@@ -455,6 +456,42 @@ def test_completion_offers_live_ids(fleet: HubServer) -> None:
     script = fw(fleet, "--show-completion", "bash")
     assert script.returncode == 0
     assert "_FLEETWATCH_COMPLETE" in script.stdout
+
+
+def test_icecream_block_and_unblock_a_host(hub_server: Callable[..., HubServer]) -> None:
+    with icecc_cluster(remotes=1) as cluster:
+        hub = hub_server(
+            IcecreamSourceConfig(
+                name="ice", scheduler=f"127.0.0.1:{cluster.port}", netname="FWTEST"
+            )
+        )
+        wait_for(lambda: hub.source("ice")["status"] == "online", 90, "scheduler online")
+        remote = cluster.host_name("remote1")
+
+        def state() -> str | None:
+            found = hub.get("/api/nodes", params={"q": f"source:ice name:{remote}"})
+            return found[0]["state"] if found else None
+
+        wait_for(lambda: state() == "online", 60, "remote1 listed")
+        listed = fw(hub, "status", "source:ice")
+        assert [r[:3] for r in cells(listed.stdout) if r and r[0] == f"ice/{remote}"] == [
+            [f"ice/{remote}", "online", "127.0.0.1"]
+        ], listed.stdout
+        try:
+            blocked = fw(hub, "block", remote)  # a bare host name: every scheduler's
+            assert blocked.returncode == 0, blocked.stdout
+            assert blocked.stdout.startswith(f"ice/{remote}: ok"), blocked.stdout
+            assert remote in cluster.text("listblocks")
+            wait_for(lambda: state() == "blocked", 60, "blocked")
+        finally:
+            unblocked = fw(hub, "unblock", f"ice/{remote}")
+        assert unblocked.returncode == 0, unblocked.stdout
+        assert unblocked.stdout.startswith(f"ice/{remote}: ok"), unblocked.stdout
+        assert remote not in cluster.text("listblocks")
+        # Not a host of any scheduler: said so, exit 1; and supervisord verbs never reach it.
+        nope = fw(hub, "block", "no-such-host")
+        assert nope.returncode == 1
+        assert fw(hub, "stop", "ice").returncode == 1
 
 
 class Pty:
