@@ -267,7 +267,9 @@ def _run(body: Callable[[], int | None]) -> None:
 
 @app.command()
 def status(
-    filter: Annotated[str, typer.Argument(metavar="[FILTER]", help="filter, e.g. state:running group:web")] = "",
+    filter: Annotated[
+        str, typer.Argument(metavar="FILTER", help="filter, e.g. state:running group:web")
+    ] = "",
     url: Url = None,
     token: Token = None,
     json: Json = False,
@@ -289,7 +291,9 @@ def status(
 
 @app.command()
 def sources(
-    filter: Annotated[str, typer.Argument(metavar="[FILTER]", help="filter, e.g. kind:supervisor")] = "",
+    filter: Annotated[
+        str, typer.Argument(metavar="FILTER", help="filter, e.g. kind:supervisor")
+    ] = "",
     url: Url = None,
     token: Token = None,
     json: Json = False,
@@ -504,7 +508,9 @@ def tail(
 
 @app.command()
 def watch(
-    filter: Annotated[str, typer.Argument(metavar="[FILTER]", help="filter, e.g. state:running group:web")] = "",
+    filter: Annotated[
+        str, typer.Argument(metavar="FILTER", help="filter, e.g. state:running group:web")
+    ] = "",
     url: Url = None,
     token: Token = None,
 ) -> None:
