@@ -17,7 +17,9 @@ away (so the output's cost counts, as it does for a user):
 * ``fleetwatch status --json`` over the fleet;
 * ``python -c pass``: the interpreter's own start-up, the floor of both tools.
 
-It prints the median and p90 of each, and each fleetwatch median over supervisorctl's.
+It prints the median and p90 of each, wall-clock and CPU time (user + system of the
+command's own process: steadier than the wall clock on a shared machine), and each
+fleetwatch median over supervisorctl's.
 
     .venv/bin/python bench/cli.py
     .venv/bin/python bench/cli.py --runs 60 --fleet 10 --programs 20
@@ -28,7 +30,9 @@ This prints figures; it asserts nothing about them.
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import fleetwatch
 from _common import get_json, no_interrupts
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program, free_port, stop_all
 
@@ -73,13 +78,22 @@ def start_hub(
     return proc, url
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of one run of ``argv``.
+
+    The CPU time is the reaped child's own (``RUSAGE_CHILDREN``; the hubs and daemons
+    are children too, but are reaped only at the end): unlike the wall clock, it hardly
+    moves when other work shares the machine.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, capture_output=True, check=False)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.decode()}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def p90(values: list[float]) -> float:
@@ -135,22 +149,37 @@ def main() -> None:
                 fleet_url,
             ],
         }
-        for argv in commands.values():  # warm the page cache and the .pyc files
+        # As an installed wheel has them (supervisor's, in site-packages, have them too):
+        # an editable install under PYTHONDONTWRITEBYTECODE would compile every run.
+        compileall.compile_dir(Path(fleetwatch.__file__).parent, quiet=1)
+        for argv in commands.values():  # warm the page cache
             timed(argv, env)
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpus: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):
             for name, argv in commands.items():
-                times[name].append(timed(argv, env))
+                wall, cpu = timed(argv, env)
+                times[name].append(wall)
+                cpus[name].append(cpu)
         base = statistics.median(times["supervisorctl status (1 daemon)"])
+        cpu_base = statistics.median(cpus["supervisorctl status (1 daemon)"])
         print(
             f"{args.runs} runs each; fleet: {args.fleet} supervisord x {args.programs} programs; "
             f"load average {os.getloadavg()[0]:.2f}"
         )
-        print(f"{'command':38} {'median':>9} {'p90':>9}   vs supervisorctl")
+        print(
+            f"{'command':38} {'wall median':>12} {'p90':>9} {'ratio':>6}"
+            f"   {'CPU median':>11} {'p90':>9} {'ratio':>6}"
+        )
         for name, values in times.items():
-            median = statistics.median(values)
-            ratio = f"{median / base:5.2f}x" if "fleetwatch" in name else ""
-            print(f"{name:38} {median * 1000:6.0f} ms {p90(values) * 1000:6.0f} ms   {ratio}")
+            median, cpu = statistics.median(values), statistics.median(cpus[name])
+            fw = "fleetwatch" in name
+            ratio = f"{median / base:5.2f}x" if fw else ""
+            cpu_ratio = f"{cpu / cpu_base:5.2f}x" if fw else ""
+            print(
+                f"{name:38} {median * 1000:9.0f} ms {p90(values) * 1000:6.0f} ms {ratio:>6}"
+                f"   {cpu * 1000:8.0f} ms {p90(cpus[name]) * 1000:6.0f} ms {cpu_ratio:>6}"
+            )
     finally:
         with no_interrupts():
             for proc in hubs:
