@@ -13,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import sys
 import time
+from typing import Any
 
 from fleetwatch.cli.common import Failure, hub_errors, write
 from fleetwatch.client import HubClient, HubError
@@ -50,11 +51,24 @@ def last_lines(text: str, n: int) -> str:
     return "".join(lines[-n:])
 
 
+def _first(hub: HubClient, pid: str, channel: str) -> dict[str, Any]:
+    """The tail window; a 5xx is retried for a while: the hub answers 502 while the log
+    ends inside a character (the rest of it not written yet)."""
+    for _ in range(20):
+        try:
+            return hub.log(pid, channel, None, WINDOW)
+        except HubError as exc:
+            if exc.status < 500:
+                raise
+            time.sleep(FOLLOW_INTERVAL)
+    return hub.log(pid, channel, None, WINDOW)
+
+
 def tail(hub: HubClient, name: str, *, follow: bool, stderr: bool, lines: int) -> None:
     pid = find_process(hub, name)
     channel = "stderr" if stderr else "stdout"
     with hub_errors():
-        chunk = hub.log(pid, channel, None, WINDOW)
+        chunk = _first(hub, pid, channel)
         length = WINDOW
         # Not enough lines in the window, and more log before it: look further back.
         while chunk["offset"] > 0 and chunk["text"].count("\n") <= lines and length < MAX_BACK:
