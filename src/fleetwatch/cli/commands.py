@@ -7,16 +7,19 @@ needs when it runs (the server, uvicorn and the sources only for ``serve`` and `
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fleetwatch import __version__
+from fleetwatch.cli.targets import VERBS, Verb
 
 if TYPE_CHECKING:
     import socket
 
+    from fleetwatch.client import HubClient
     from fleetwatch.config import Config
 
 __all__ = ["app"]
@@ -25,7 +28,7 @@ app = typer.Typer(
     name="fleetwatch",
     help="One live monitor and control hub for build clusters and process fleets.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 
@@ -223,6 +226,323 @@ def discover(
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+# -- the client commands: every one reads or acts through a hub's public API ---------------
+
+_URL_HELP = "the hub's URL [env FLEETWATCH_URL; default http://127.0.0.1:22000]"
+Url = Annotated[str | None, typer.Option("--url", help=_URL_HELP, show_default=False)]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="bearer token when the hub has login on [env FLEETWATCH_TOKEN]",
+        show_default=False,
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="print the API's JSON instead of tables")]
+Yes = Annotated[
+    bool, typer.Option("-y", "--yes", help="do not ask before acting on several sources")
+]
+FilterOpt = Annotated[
+    str | None,
+    typer.Option("--filter", "-f", help="also act on what this filter selects", show_default=False),
+]
+
+
+def _complete_ids(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Live ids from the hub for shell completion: short timeout, silent on any failure."""
+    try:
+        from fleetwatch.client import HubClient
+
+        params = ctx.params
+        with HubClient(params.get("url"), token=params.get("token"), timeout=0.5) as hub:
+            sources = [s["id"] for s in hub.rows("sources")]
+            processes = hub.rows("processes")
+            nodes = [n["id"] for n in hub.rows("nodes")]
+    except Exception:
+        return []
+    groups = sorted({f"{p['source']}:{p['group']}" for p in processes})
+    ids = [*sources, *groups, *(p["id"] for p in processes), *nodes]
+    return [i for i in ids if i.startswith(incomplete)]
+
+
+def _client(url: str | None, token: str | None) -> HubClient:
+    from fleetwatch.cli.common import client
+
+    return client(url, token)
+
+
+def _run(body: Callable[[], int | None]) -> None:
+    """Run a client command's body: a Failure is one line on stderr and its exit status."""
+    from fleetwatch.cli.common import Failure
+
+    try:
+        code = body()
+    except Failure as exc:
+        raise _fail(str(exc), exc.code) from None
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    filter: Annotated[
+        str, typer.Argument(metavar="FILTER", help="filter, e.g. state:running group:web")
+    ] = "",
+    url: Url = None,
+    token: Token = None,
+    json: Json = False,
+) -> None:
+    """Processes, nodes and jobs matching FILTER, coloured by state, with a summary.
+
+    --json prints {"sources": [...], "nodes": [...], "processes": [...], "jobs": [...]},
+    each list as GET /api/{kind}?q=FILTER answers it.
+    """
+
+    def body() -> None:
+        from fleetwatch.cli.status import status as run
+
+        with _client(url, token) as hub:
+            run(hub, filter, json)
+
+    _run(body)
+
+
+@app.command()
+def sources(
+    filter: Annotated[
+        str, typer.Argument(metavar="FILTER", help="filter, e.g. kind:supervisor")
+    ] = "",
+    url: Url = None,
+    token: Token = None,
+    json: Json = False,
+) -> None:
+    """The watched systems and their link status.
+
+    --json prints GET /api/sources?q=FILTER: a list of sources (id, kind, name, url,
+    status, since, error, version, actions, info, last_seen).
+    """
+
+    def body() -> None:
+        from fleetwatch.cli.status import sources as run
+
+        with _client(url, token) as hub:
+            run(hub, filter, json)
+
+    _run(body)
+
+
+@app.command()
+def notes(
+    limit: Annotated[int, typer.Option("-n", "--limit", help="how many, newest last")] = 20,
+    url: Url = None,
+    token: Token = None,
+    json: Json = False,
+) -> None:
+    """Recent notifications (a process left RUNNING, a source went offline, ...).
+
+    --json prints GET /api/notifications?limit=N: a list of {"t", "id", "ts",
+    "severity", "source", "subject": {"kind", "id"}, "title", "text"}, oldest first.
+    """
+
+    def body() -> None:
+        from fleetwatch.cli.common import Failure
+        from fleetwatch.cli.status import notes as run
+
+        if not 1 <= limit <= 10_000:
+            raise Failure("--limit must be between 1 and 10000")
+        with _client(url, token) as hub:
+            run(hub, limit, json)
+
+    _run(body)
+
+
+def _act(
+    action: str,
+    kind: str,
+    targets: list[str] | None,
+    filter: str | None,
+    url: str | None,
+    token: str | None,
+    yes: bool,
+    json: bool,
+    params: dict[str, object] | None = None,
+) -> None:
+    def body() -> int:
+        from fleetwatch.cli.actions import run
+
+        with _client(url, token) as hub:
+            return run(
+                hub,
+                action,
+                kind,
+                targets or [],
+                filter_q=filter,
+                params=params,
+                yes=yes,
+                as_json=json,
+            )
+
+    _run(body)
+
+
+_ACTION_EPILOG = (
+    "Each target's result is printed (a failure says what the system said); exit status 1 "
+    'when any failed. --json prints a list of {"target": {"kind", "id"}, "ok", '
+    '"error", "detail"}.'
+)
+
+
+def _verb_command(v: Verb) -> None:
+    metavar = v.metavar
+    if v.kind == "process":
+        what = (
+            "TARGETs are ids (SOURCE, SOURCE:GROUP, SOURCE:GROUP:NAME), globs (sv1:web:*) "
+            "or a bare program name (every supervisor's)."
+        )
+    elif v.kind == "node":
+        what = "HOSTs are node ids (SOURCE/HOST), host names (on every source) or globs."
+    else:
+        what = "SOURCEs are source ids or globs."
+    targets_arg = Annotated[
+        list[str] | None,
+        typer.Argument(metavar=f"{metavar}...", autocompletion=_complete_ids, show_default=False),
+    ]
+
+    def command(
+        targets: list[str] | None = None,
+        filter: FilterOpt = None,
+        yes: Yes = False,
+        url: Url = None,
+        token: Token = None,
+        json: Json = False,
+    ) -> None:
+        _act(v.action, v.kind, targets, filter, url, token, yes, json)
+
+    command.__annotations__["targets"] = targets_arg  # per verb: its metavar
+    command.__doc__ = f"{v.help}\n\n{what}"
+    app.command(v.command, epilog=_ACTION_EPILOG)(command)
+
+
+for _verb in VERBS:
+    if not _verb.params:
+        _verb_command(_verb)
+
+
+@app.command("signal", epilog=_ACTION_EPILOG)
+def signal_(
+    sig: Annotated[
+        str, typer.Argument(metavar="SIG", help="HUP, INT, TERM, KILL, USR1, USR2, ...")
+    ],
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="TARGET...", autocompletion=_complete_ids, show_default=False),
+    ] = None,
+    filter: FilterOpt = None,
+    yes: Yes = False,
+    url: Url = None,
+    token: Token = None,
+    json: Json = False,
+) -> None:
+    """Send a signal (HUP, TERM, ...) to processes.
+
+    TARGETs are ids (SOURCE, SOURCE:GROUP, SOURCE:GROUP:NAME), globs (sv1:web:*) or a
+    bare program name (every supervisor's).
+    """
+    name = sig.upper().removeprefix("SIG")
+    _act("signal", "process", targets, filter, url, token, yes, json, {"signal": name})
+
+
+@app.command("do", epilog=_ACTION_EPILOG)
+def do(
+    action: Annotated[
+        str, typer.Argument(help="an action a source lists (GET /api/sources: actions)")
+    ],
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="TARGET...", autocompletion=_complete_ids, show_default=False),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="KEY=VALUE, repeatable", show_default=False),
+    ] = None,
+    filter: FilterOpt = None,
+    yes: Yes = False,
+    url: Url = None,
+    token: Token = None,
+    json: Json = False,
+) -> None:
+    """Run any action of the model on TARGETs (ids or globs of any kind the action takes)."""
+
+    def body() -> int:
+        from fleetwatch.cli.actions import parse_params, run
+
+        params = parse_params(param or [])
+        with _client(url, token) as hub:
+            return run(
+                hub,
+                action,
+                "any",
+                targets or [],
+                filter_q=filter,
+                params=params,
+                yes=yes,
+                as_json=json,
+            )
+
+    _run(body)
+
+
+@app.command()
+def tail(
+    process: Annotated[
+        str,
+        typer.Argument(
+            metavar="PROCESS", autocompletion=_complete_ids, help="id, glob or program name"
+        ),
+    ],
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="keep printing what is written")
+    ] = False,
+    stderr: Annotated[
+        bool, typer.Option("--stderr", help="the stderr log instead of stdout")
+    ] = False,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="how many last lines")] = 10,
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """The end of a process's log, and with -f what follows, live (Ctrl-C stops)."""
+
+    def body() -> None:
+        from fleetwatch.cli.common import Failure
+        from fleetwatch.cli.tail import tail as run
+
+        if lines < 0:
+            raise Failure("--lines must be 0 or more")
+        with _client(url, token) as hub:
+            run(hub, process, follow=follow, stderr=stderr, lines=lines)
+
+    _run(body)
+
+
+@app.command()
+def watch(
+    filter: Annotated[
+        str, typer.Argument(metavar="FILTER", help="filter, e.g. state:running group:web")
+    ] = "",
+    url: Url = None,
+    token: Token = None,
+) -> None:
+    """A live view of what FILTER matches, redrawn from the hub's stream (Ctrl-C stops)."""
+
+    def body() -> None:
+        from fleetwatch.cli.watch import watch as run
+
+        with _client(url, token) as hub:
+            run(hub, filter)
+
+    _run(body)
 
 
 # Accounts, API tokens and the audit trail (issue 11): hash-password, token, audit.
