@@ -203,3 +203,25 @@ def discover(
 def version() -> None:
     """Print the version."""
     typer.echo(__version__)
+
+
+# -- fleetwatch shell (issue 9; src/fleetwatch/cli/shell.py) ---------------------------
+
+
+@app.command()
+def shell(
+    url: Annotated[
+        str | None,
+        typer.Option(help="the hub's URL (env FLEETWATCH_URL; default http://127.0.0.1:22000)"),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="bearer token, when the hub has login on (env FLEETWATCH_TOKEN)"),
+    ] = None,
+) -> None:
+    """An interactive shell: every command, Tab completion of live ids, history, live toolbar."""
+    import typer.main
+
+    from fleetwatch.cli.shell import run_shell
+
+    raise typer.Exit(run_shell(typer.main.get_command(app), url, token))
