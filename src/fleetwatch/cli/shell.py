@@ -222,7 +222,8 @@ class LineRunner:
 
     def _inject(self, cmd: Any, args: list[str]) -> list[str]:
         opts = {o for p in cmd.params for o in getattr(p, "opts", ())}
-        given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+        options = args[: args.index("--")] if "--" in args else args
+        given = {a.split("=", 1)[0] for a in options if a.startswith("--")}
         extra: list[str] = []
         if "--url" in opts and "--url" not in given:
             extra += ["--url", self.url]
