@@ -111,7 +111,7 @@ def toolbar_fragments(live: Live) -> list[tuple[str, str]]:
     if live.name:
         out += [("bold", live.name), sep]
     out.append((f"class:toolbar.{live.status}", live.status_text))
-    out += [sep, ("", f"{len(live.processes)} processes")]
+    out += [sep, ("", _count(len(live.processes), "process", "processes"))]
     counts = dict(live.state_counts)
     order = [s for s in STATES if s in counts] + sorted(set(counts) - set(STATES))
     for i, state in enumerate(order):
@@ -120,11 +120,15 @@ def toolbar_fragments(live: Live) -> list[tuple[str, str]]:
     online = sum(1 for _, status in live.sources if status == "online")
     out += [sep, ("", f"sources {online}/{len(live.sources)} online")]
     if live.nodes:
-        out += [sep, ("", f"{len(live.nodes)} nodes")]
+        out += [sep, ("", _count(len(live.nodes), "node", "nodes"))]
     if live.last_note is not None:
         note = live.last_note
         out += [sep, (f"class:note.{note.get('severity', 'info')}", _note_head(note))]
     return out
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def toolbar_text(live: Live) -> str:
