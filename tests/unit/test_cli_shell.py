@@ -355,6 +355,14 @@ def test_alias_and_help(
     assert "Usage: fleetwatch stop" in capsys.readouterr().out
 
 
+def test_startup_shows_the_status_as_multivisor_cli_does(
+    runner: tuple[LineRunner, io.StringIO], capsys: pytest.CaptureFixture[str]
+) -> None:
+    shell, _ = runner
+    assert shell.startup() == 0
+    assert capsys.readouterr().out == "status  at http://hub:1\n"
+
+
 def test_errors_are_printed_and_the_shell_goes_on(runner: tuple[LineRunner, io.StringIO]) -> None:
     shell, err = runner
     cases = [

@@ -5,7 +5,8 @@ reaches the command as typed) and run in-process through the Typer app, with ``-
 and ``--token`` added for the commands that take them. A command's error is printed and
 the shell goes on. The shell's own words are ``help [COMMAND]``, ``exit``/``quit``
 (and Ctrl-D); Ctrl-C cancels the line being typed, or stops the command running. Like
-multivisor-cli it knows ``refresh-status`` (= ``status``) and F5 runs ``status``.
+multivisor-cli it shows ``status`` when it starts, knows ``refresh-status`` (= ``status``),
+and F5 runs ``status``.
 
 Threads: the prompt and the commands run in the main thread (so a command may use
 ``asyncio.run`` and Ctrl-C reaches it as it would outside the shell); a
@@ -209,6 +210,15 @@ class LineRunner:
             return 2
         return self.invoke([ALIASES.get(name, name), *self._inject(cmd, words[1:])])
 
+    def startup(self) -> int | None:
+        """What multivisor-cli does first: ``status``, when the CLI has it."""
+        if self.completer.command("status") is None:
+            return None
+        try:
+            return self.run("status")
+        except KeyboardInterrupt:
+            return 130
+
     def help(self, words: list[str]) -> int:
         if words:
             cmd = self.completer.command(words[0])
@@ -407,6 +417,7 @@ class Shell:
         )
         self.session.app.min_redraw_interval = 0.1
         try:
+            self.runner.startup()
             while True:
                 self._print_notes()
                 try:
@@ -418,8 +429,11 @@ class Shell:
                 finally:
                     with self._lock:
                         self._prompt_loop = None
-                if self.runner.run(line) is None:
-                    break
+                try:
+                    if self.runner.run(line) is None:
+                        break
+                except KeyboardInterrupt:  # between the prompt and the command
+                    continue
         finally:
             self.stop()
         return 0
