@@ -384,3 +384,20 @@ def test_an_unreachable_hub_is_one_clear_line(terminal: Callable[..., Terminal])
     assert bad.text().strip() == (
         "fleetwatch: error: --url: 'ftp://hub' is not an http:// or https:// URL"
     )
+
+
+def test_lines_piped_in_are_run_one_by_one(hub: HubServer) -> None:
+    script = "version\n\nnosuch\nhelp version\nexit\nversion --nope\n"
+    done = subprocess.run(
+        FLEETWATCH,
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "FLEETWATCH_URL": hub.url},
+        check=False,
+    )
+    assert done.returncode == 0  # the status of the last line run, help version
+    assert done.stdout.startswith("0.1.0\n")
+    assert "Usage: fleetwatch version" in done.stdout
+    assert done.stderr == "fleetwatch: error: no such command 'nosuch' (try 'help')\n"
