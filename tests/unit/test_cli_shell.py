@@ -31,6 +31,7 @@ from fleetwatch.client.mirror import Mirror
 
 shell_app = copy.copy(app)
 shell_app.registered_commands = list(app.registered_commands)
+shell_app.registered_groups = list(app.registered_groups)
 seen: list[dict[str, Any]] = []
 
 
@@ -95,6 +96,18 @@ def sys_exit() -> None:
     raise SystemExit("gone away")
 
 
+piw_app = typer.Typer(help="piwheels masters.")
+
+
+@piw_app.command()
+def kill(
+    slave: Annotated[str, typer.Argument()], url: Annotated[str | None, typer.Option()] = None
+) -> None:
+    """Kill a build slave."""
+    typer.echo(f"kill {slave} at {url}")
+
+
+shell_app.add_typer(piw_app, name="piw")
 ROOT = typer.main.get_command(shell_app)
 
 
@@ -238,6 +251,18 @@ def test_filters_signals_sources_and_hosts(completer: ShellCompleter) -> None:
     assert complete(completer, "block ") == ["alpha", "beta", "ice/alpha", "ice/beta"]
     assert complete(completer, "block alpha ") == []  # one host only
     assert complete(completer, "update --channel ") == []  # nothing known about it
+
+
+def test_sub_apps_complete_and_get_the_url(
+    completer: ShellCompleter, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert complete(completer, "pi") == ["piw"]
+    assert complete(completer, "piw ") == ["kill"]
+    assert complete(completer, "piw kill --u") == ["--url"]
+    assert complete(completer, "piw nosuch --u") == []
+    runner = LineRunner(ROOT, "http://hub:1", completer=completer)
+    assert runner.run("piw kill s1") == 0
+    assert capsys.readouterr().out == "kill s1 at http://hub:1\n"
 
 
 def test_completion_follows_the_mirror() -> None:

@@ -40,6 +40,7 @@ __all__ = [
     "HIDDEN",
     "Live",
     "ShellCompleter",
+    "is_group",
     "split_partial",
 ]
 
@@ -219,10 +220,10 @@ class ShellCompleter(Completer):
         self.root = root
         self.live = live
         self.aliases = dict(aliases or {})
-        self._ctx = typer.Context(root, info_name="fleetwatch")
+        self.ctx = typer.Context(root, info_name="fleetwatch")
         self.commands: dict[str, Any] = {}
-        for name in root.list_commands(self._ctx):
-            cmd = root.get_command(self._ctx, name)
+        for name in root.list_commands(self.ctx):
+            cmd = root.get_command(self.ctx, name)
             if cmd is not None and name not in HIDDEN and not getattr(cmd, "hidden", False):
                 self.commands[name] = cmd
 
@@ -263,6 +264,18 @@ class ShellCompleter(Completer):
         yield from self._params(cmd, words[1:], current)
 
     def _params(self, cmd: Any, words: list[str], current: str) -> Iterator[tuple[str, str]]:
+        if is_group(cmd):  # a Typer sub-app: its commands, then theirs
+            if words and not words[0].startswith("-"):
+                sub = cmd.get_command(self.ctx, words[0])
+                if sub is not None:
+                    yield from self._params(sub, words[1:], current)
+                return
+            if not words and not current.startswith("-"):
+                for name in cmd.list_commands(self.ctx):
+                    sub = cmd.get_command(self.ctx, name)
+                    if name.startswith(current) and sub is not None and not sub.hidden:
+                        yield name, sub.get_short_help_str(70)
+                return
         options: dict[str, Any] = {}
         arguments: list[Any] = []
         for p in cmd.params:
@@ -316,7 +329,7 @@ class ShellCompleter(Completer):
     def _values(self, param: Any, current: str) -> Iterator[tuple[str, str]]:
         seen: set[str] = set()
         try:
-            offered = [item.value for item in param.shell_complete(self._ctx, current)]
+            offered = [item.value for item in param.shell_complete(self.ctx, current)]
         except Exception:  # a parameter's own callback failing must not break typing
             offered = []
         for value in offered:
@@ -347,6 +360,11 @@ class ShellCompleter(Completer):
             if w.startswith(current) and w not in seen:
                 seen.add(w)
                 yield w, states.get(w, "")
+
+
+def is_group(cmd: Any) -> bool:
+    """Whether ``cmd`` has subcommands (a Typer app added with ``add_typer``)."""
+    return callable(getattr(cmd, "list_commands", None))
 
 
 def _argument_at(arguments: list[Any], index: int) -> Any:

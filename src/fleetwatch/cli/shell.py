@@ -45,7 +45,7 @@ from prompt_toolkit.history import FileHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.styles import Style
 
-from fleetwatch.cli.completion import HIDDEN, STATES, Live, ShellCompleter
+from fleetwatch.cli.completion import HIDDEN, STATES, Live, ShellCompleter, is_group
 from fleetwatch.client import HubClient, HubError, hub_token, hub_url
 from fleetwatch.client.mirror import Event, Mirror
 
@@ -235,6 +235,12 @@ class LineRunner:
         return 0
 
     def _inject(self, cmd: Any, args: list[str]) -> list[str]:
+        if is_group(cmd):
+            if args and not args[0].startswith("-"):
+                sub = cmd.get_command(self.completer.ctx, args[0])
+                if sub is not None:
+                    return [args[0], *self._inject(sub, args[1:])]
+            return args
         opts = {o for p in cmd.params for o in getattr(p, "opts", ())}
         options = args[: args.index("--")] if "--" in args else args
         given = {a.split("=", 1)[0] for a in options if a.startswith("--")}
