@@ -378,9 +378,12 @@ class Shell:
 
     def _notes_at_prompt(self) -> None:
         """In the prompt's loop: print the pending notes above the prompt."""
-        if self.session is None or not self.session.app.is_running:
+        if self.session is None:
             return
-        self._print_notes()
+        if self.session.app.is_running:
+            self._print_notes()
+        elif self._prompt_loop is not None:  # the prompt is starting: print once it runs
+            self._prompt_loop.call_later(0.05, self._notes_at_prompt)
 
     def _print_notes(self) -> None:
         with self._lock:
@@ -389,10 +392,12 @@ class Shell:
             print_formatted_text(FormattedText(note_fragments(note)), style=STYLE)
 
     def _at_prompt(self) -> None:
+        loop = asyncio.get_running_loop()
         with self._lock:
-            self._prompt_loop = asyncio.get_running_loop()
-        if self._pending:
-            self._notes_at_prompt()
+            self._prompt_loop = loop
+            pending = bool(self._pending)
+        if pending:  # arrived since the loop printed the last ones
+            loop.call_soon(self._notes_at_prompt)
 
     def _toolbar(self) -> FormattedText:
         return FormattedText(toolbar_fragments(self.live()))
