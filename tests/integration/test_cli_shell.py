@@ -335,8 +335,8 @@ def test_tab_completes_a_live_id(hub: HubServer, terminal: Callable[..., Termina
     t.type("echo-t\t")
     t.on_screen(r"fleetwatch> echo-target$")
     t.type(" sv1:w\t")
-    t.on_screen(r"fleetwatch> echo-target sv1:web:$")  # the common part of sv1:web:* and the id
-    t.type("w\t")
+    t.on_screen(r"fleetwatch> echo-target sv1:web$")  # the part sv1:web, sv1:web:* share
+    t.type(":w\t")
     t.on_screen(r"fleetwatch> echo-target sv1:web:web$")
     t.type("\r")
     t.expect(r"\ntarget: sv1:web:web\n")

@@ -66,13 +66,13 @@ def signal(
 
 
 @shell_app.command()
-def block(host: Annotated[str, typer.Argument()]) -> None:
+def block(targets: Annotated[list[str], typer.Argument(metavar="HOST...")]) -> None:
     """Block a host."""
 
 
 @shell_app.command()
 def update(
-    sources: Annotated[list[str], typer.Argument()],
+    targets: Annotated[list[str], typer.Argument(metavar="SOURCE...")],
     channel: Annotated[str, typer.Option()] = "stdout",
 ) -> None:
     """Reread and update."""
@@ -205,6 +205,8 @@ def test_targets_are_live_ids_globs_and_bare_names(completer: ShellCompleter) ->
     assert "sv1:workers:worker_01" in words
     assert "worker_00" in words  # a bare program name matches it on every supervisor
     assert complete(completer, "stop sv1:w") == [
+        "sv1:web",
+        "sv1:workers",
         "sv1:web:*",
         "sv1:workers:*",
         "sv1:web:web",
@@ -213,6 +215,7 @@ def test_targets_are_live_ids_globs_and_bare_names(completer: ShellCompleter) ->
     ]
     # Every argument of a list argument, and past options with their values.
     assert complete(completer, "stop sv1:web:web --filter x -y sv2:w") == [
+        "sv2:web",
         "sv2:web:*",
         "sv2:web:web",
     ]
@@ -220,6 +223,7 @@ def test_targets_are_live_ids_globs_and_bare_names(completer: ShellCompleter) ->
 
 def test_a_completion_with_a_space_is_quoted(completer: ShellCompleter) -> None:
     assert complete(completer, "stop sv2:my") == [
+        "'sv2:my group'",
         "'sv2:my group:*'",
         "'sv2:my group:my app'",
     ]
@@ -245,11 +249,12 @@ def test_filters_signals_sources_and_hosts(completer: ShellCompleter) -> None:
     assert complete(completer, "stop --filter=state:f") == ["--filter=state:fatal"]
     assert complete(completer, "status gro") == ["group:"]
     assert complete(completer, "signal K") == ["KILL"]
-    assert complete(completer, "signal KILL sv2:w") == ["sv2:web:*", "sv2:web:web"]
+    assert complete(completer, "signal KILL sv2:w") == ["sv2:web", "sv2:web:*", "sv2:web:web"]
     assert complete(completer, "update ") == ["ice", "sv1", "sv2"]
     assert complete(completer, "update sv1 s") == ["sv1", "sv2"]
     assert complete(completer, "block ") == ["alpha", "beta", "ice/alpha", "ice/beta"]
-    assert complete(completer, "block alpha ") == []  # one host only
+    assert complete(completer, "block alpha b") == ["beta"]  # HOST... by its metavar
+    assert complete(completer, "status state:running ") == []  # one filter only
     assert complete(completer, "update --channel ") == []  # nothing known about it
 
 
@@ -276,7 +281,7 @@ def test_completion_follows_the_mirror() -> None:
         "name": "db",
         "state": "STARTING",
     }
-    assert complete(completer, "stop sv3") == ["sv3:*", "sv3:db:*", "sv3:db:db"]
+    assert complete(completer, "stop sv3") == ["sv3:*", "sv3:db", "sv3:db:*", "sv3:db:db"]
 
 
 # -- the toolbar and notes ------------------------------------------------------------

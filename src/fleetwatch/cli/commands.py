@@ -222,6 +222,10 @@ def shell(
     """An interactive shell: every command, Tab completion of live ids, history, live toolbar."""
     import typer.main
 
+    from fleetwatch.cli import main
     from fleetwatch.cli.shell import run_shell
 
-    raise typer.Exit(run_shell(typer.main.get_command(app), url, token))
+    # The entry point's own build of the app when it has one (its light conversions).
+    build = getattr(main, "command", None)
+    root = build() if callable(build) else typer.main.get_command(app)
+    raise typer.Exit(run_shell(root, url, token))

@@ -2,14 +2,14 @@
 
 Nothing here knows the commands: :class:`ShellCompleter` walks the Typer app's click
 command (names, options, arguments, as they are when the shell starts), and an argument
-is completed from the hub's live model by what its name says it takes:
+is completed from the hub's live model by what its metavar or name says it takes:
 
 =========================================  ================================================
-argument or option name contains           completed with
+metavar (else name) contains               completed with
 =========================================  ================================================
-``target``, ``process``, ``pattern``,      process ids, Multivisor's globs (``sv1:*``,
-``program``                                ``sv1:web:*``) and bare program names
-``source``, ``supervisor``                 source ids
+``target``, ``process``, ``pattern``,      process ids, group ids (``sv1:web``), globs
+``program``                                (``sv1:*``, ``sv1:web:*``), bare program names
+``source``, ``supervisor``                 source ids (``update SOURCE...``)
 ``host``, ``node``                         node names and ids
 ``filter``, ``query``                      filter words (``state:``, ``source:``, ...)
 ``sig``                                    signal names
@@ -115,6 +115,7 @@ class Live:
         sources = sorted({p[1] for p in self.processes})
         groups = sorted({(p[1], p[2]) for p in self.processes})
         words = [f"{s}:*" for s in sources]
+        words += [f"{s}:{g}" for s, g in groups]
         words += [f"{s}:{g}:*" for s, g in groups]
         words += sorted(p[0] for p in self.processes)
         words += sorted({p[3] for p in self.processes})
@@ -194,10 +195,12 @@ def _quoted(text: str) -> str:
 
 
 def _kind(param: Any) -> str | None:
-    name = (getattr(param, "name", None) or "").lower()
-    for keys, kind in _KINDS:
-        if any(k in name for k in keys):
-            return kind
+    """What a parameter takes, by its metavar (``HOST...``) first, else by its name."""
+    for text in (getattr(param, "metavar", None), getattr(param, "name", None)):
+        text = (text or "").lower()
+        for keys, kind in _KINDS:
+            if any(k in text for k in keys):
+                return kind
     return None
 
 
@@ -327,18 +330,19 @@ class ShellCompleter(Completer):
             yield from self._values(param, current)
 
     def _values(self, param: Any, current: str) -> Iterator[tuple[str, str]]:
-        seen: set[str] = set()
-        try:
-            offered = [item.value for item in param.shell_complete(self.ctx, current)]
-        except Exception:  # a parameter's own callback failing must not break typing
-            offered = []
-        for value in offered:
-            if isinstance(value, str) and value.startswith(current) and value not in seen:
-                seen.add(value)
-                yield value, ""
         kind = _kind(param)
         if kind is None:
+            # Not a live kind: what the parameter offers (choices, its own callback; not
+            # asked for live kinds: a callback may ask a hub, not necessarily the shell's).
+            try:
+                offered = [item.value for item in param.shell_complete(self.ctx, current)]
+            except Exception:  # a parameter's own callback failing must not break typing
+                offered = []
+            for value in dict.fromkeys(offered):
+                if isinstance(value, str) and value.startswith(current):
+                    yield value, ""
             return
+        seen: set[str] = set()
         if kind == "signal":
             words = list(SIGNALS)
             current_up = current.upper()
