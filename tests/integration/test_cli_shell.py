@@ -161,6 +161,13 @@ class Screen:
                 self.grid = [[" "] * self.cols for _ in range(self.rows)]
 
 
+def _controlling_terminal() -> None:
+    """In the child: a session of its own whose controlling terminal is the pty (stdin),
+    so that Ctrl-C in cooked mode is a SIGINT, as in a terminal emulator."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class Terminal:
     """A program in a pseudo-terminal: its screen, its output stream, keys to send."""
 
@@ -168,7 +175,13 @@ class Terminal:
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
         self.proc = subprocess.Popen(
-            argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, start_new_session=True
+            argv,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            cwd=ROOT,
+            preexec_fn=_controlling_terminal,
         )
         os.close(slave)
         self.master = master
@@ -312,6 +325,30 @@ def test_prompt_toolbar_notes_and_exit(hub: HubServer, terminal: Callable[..., T
     # An error is one line, and the shell goes on.
     t.type("serve\r")
     t.expect(r"fleetwatch: error: 'serve' is not available inside the shell")
+    t.type("exit\r")
+    assert t.wait() == 0
+
+
+def test_ctrl_c_stops_a_command_and_notes_wait_for_its_end(
+    hub: HubServer, terminal: Callable[..., Terminal]
+) -> None:
+    t = terminal(FLEETWATCH, hub.url)
+    t.on_screen(r"│ Connected │ 3 processes")
+    # discover waits the whole --timeout for answers that never come.
+    t.type(f"discover -a 127.0.0.1 -p {free_port()} --timeout 120\r")
+    t.on_screen(r"^fleetwatch> discover -a 127\.0\.0\.1")
+    assert hub.action("process", "sv1:web:web", "signal", signal="KILL").json()["ok"]
+    wait_for(
+        lambda: any(n["title"] == "web exited" for n in hub.get("/api/notifications")),
+        20,
+        "the hub's notification",
+    )
+    note = r"web exited \[warning\] web:web on sv1"
+    assert not re.search(note, t.text()), "a note was printed into a running command's output"
+    t.mark = len(t.text())
+    t.type("\x03")  # a SIGINT, as the terminal is in cooked mode while a command runs
+    t.expect(note)
+    t.on_screen(r"1 EXITED")  # the prompt and its toolbar are back
     t.type("exit\r")
     assert t.wait() == 0
 
