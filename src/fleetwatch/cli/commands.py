@@ -589,3 +589,29 @@ def piw_monitor(ctx: typer.Context) -> None:
     from fleetwatch.tui.piw_monitor import main
 
     raise typer.Exit(main(ctx.args))
+
+
+# -- fleetwatch shell (issue 9; src/fleetwatch/cli/shell.py) ---------------------------
+
+
+@app.command()
+def shell(
+    url: Annotated[
+        str | None,
+        typer.Option(help="the hub's URL (env FLEETWATCH_URL; default http://127.0.0.1:22000)"),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="bearer token, when the hub has login on (env FLEETWATCH_TOKEN)"),
+    ] = None,
+) -> None:
+    """An interactive shell: every command, Tab completion of live ids, history, live toolbar."""
+    import typer.main
+
+    from fleetwatch.cli import main
+    from fleetwatch.cli.shell import run_shell
+
+    # The entry point's own build of the app when it has one (its light conversions).
+    build = getattr(main, "command", None)
+    root = build() if callable(build) else typer.main.get_command(app)
+    raise typer.Exit(run_shell(root, url, token))
