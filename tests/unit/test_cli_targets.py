@@ -221,3 +221,13 @@ def test_the_command_can_be_run_again_in_one_process() -> None:
         assert cmd.main(["version"], standalone_mode=False) is None
         with pytest.raises(BadParameter, match="integer"):
             cmd.main(["notes", "-n", "x"], standalone_mode=False)
+
+
+def test_the_lean_build_has_only_the_command_or_sub_app_named() -> None:
+    """Regression: a sub-app (``token``) once turned the lean build off for every command."""
+    from fleetwatch.cli.main import command
+
+    assert sorted(command(["status", "x"]).commands) == ["status"]  # type: ignore[attr-defined]
+    assert sorted(command(["token", "list"]).commands) == ["token"]  # type: ignore[attr-defined]
+    whole = command([])
+    assert {"status", "token", "shell", "tui"} <= set(whole.commands)  # type: ignore[attr-defined]

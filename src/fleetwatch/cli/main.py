@@ -51,9 +51,11 @@ def command(args: list[str] | None = None) -> Command:
 
     name = next((a for a in args or () if not a.startswith("-")), None)
     chosen = [c for c in app.registered_commands if _name_of(c) == name]
-    if chosen and not app.registered_groups:
+    groups = [g for g in app.registered_groups if _group_name(g) == name]
+    if chosen or groups:
         lean = copy.copy(app)
         lean.registered_commands = chosen
+        lean.registered_groups = groups
         cmd = typer.main.get_command(lean)
     else:
         cmd = typer.main.get_command(app)
@@ -66,6 +68,14 @@ def _name_of(info: Any) -> str | None:
         return str(info.name)
     callback = info.callback
     return callback.__name__.lower().replace("_", "-") if callback is not None else None
+
+
+def _group_name(info: Any) -> str | None:
+    """A sub-app's name (``fleetwatch token ...``), as Typer gives it."""
+    if info.name:
+        return str(info.name)
+    sub = info.typer_instance
+    return str(sub.info.name) if sub is not None and sub.info.name else None
 
 
 def _light_conversions(cmd: Any) -> None:
