@@ -234,6 +234,14 @@ def _websockets(page: Page) -> list[WebSocket]:
     return sockets
 
 
+def expect_closed(ws: WebSocket) -> None:
+    """Wait for ``ws`` to close (Playwright's sync API hears events only inside its calls,
+    so polling ``is_closed`` alone would never see it change)."""
+    if not ws.is_closed():
+        ws.wait_for_event("close", timeout=TIMEOUT_MS)
+    assert ws.is_closed()
+
+
 def test_logout_returns_to_the_login_page_and_closes_the_stream(
     page: Page, secured: Secured
 ) -> None:
@@ -247,7 +255,7 @@ def test_logout_returns_to_the_login_page_and_closes_the_stream(
     tid(page, "user-menu").click()
     tid(page, "logout").click()
     expect(tid(page, "view-login")).to_be_visible()
-    wait_for(sockets[0].is_closed, 15, "the stream to close at logout")
+    expect_closed(sockets[0])
     page.reload()  # the cookie is gone: the login page again
     expect(tid(page, "view-login")).to_be_visible()
     assert len(sockets) == 1
@@ -266,7 +274,7 @@ def test_a_session_ended_elsewhere_returns_to_the_login_page_without_a_loop(
     # The hub closes the stream (4401) at its next frame: the page shows the login page.
     expect(tid(page, "view-login")).to_be_visible(timeout=TIMEOUT_MS * 2)
     expect(tid(page, "login-reason")).to_contain_text("session has ended")
-    wait_for(sockets[0].is_closed, 15, "the stream to be closed")
+    expect_closed(sockets[0])
     log_in(page, "oper", "wrong")  # a round trip to the hub later: still no new stream
     expect(tid(page, "login-error")).to_be_visible()
     assert len(sockets) == 1, [s.url for s in sockets]
