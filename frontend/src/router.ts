@@ -11,6 +11,7 @@ export const router = createRouter({
     { path: '/cluster', name: 'cluster', component: () => import('./views/ClusterView.vue') },
     { path: '/farm', name: 'farm', component: () => import('./views/FarmView.vue') },
     { path: '/notifications', name: 'notifications', component: () => import('./views/NotificationsView.vue') },
+    { path: '/audit', name: 'audit', component: () => import('./views/AuditView.vue') },
     { path: '/:rest(.*)*', redirect: '/' },
   ],
 })

@@ -27,10 +27,10 @@ class FakeSocket implements SocketLike {
   receive(frame: unknown): void {
     this.onmessage?.({ data: typeof frame === 'string' ? frame : JSON.stringify(frame) })
   }
-  lose(): void {
+  lose(code?: number): void {
     this.closed = true
     this.onerror?.({})
-    this.onclose?.({})
+    this.onclose?.(code === undefined ? {} : { code })
   }
 }
 
@@ -63,7 +63,9 @@ interface Harness {
   accept: boolean
 }
 
-function harness(opts: { silence?: number; random?: () => number; minDelay?: number; maxDelay?: number } = {}): Harness {
+function harness(
+  opts: { silence?: number; random?: () => number; minDelay?: number; maxDelay?: number; closed?: (code: number) => boolean } = {},
+): Harness {
   const h = {
     sockets: [] as FakeSocket[],
     statuses: [] as Harness['statuses'],
@@ -101,6 +103,7 @@ function harness(opts: { silence?: number; random?: () => number; minDelay?: num
     ...(opts.silence !== undefined ? { silence: opts.silence } : {}),
     ...(opts.minDelay !== undefined ? { minDelay: opts.minDelay } : {}),
     ...(opts.maxDelay !== undefined ? { maxDelay: opts.maxDelay } : {}),
+    ...(opts.closed !== undefined ? { closed: opts.closed } : {}),
     timers: globalThis,
   })
   h.last = () => h.sockets[h.sockets.length - 1]
@@ -351,6 +354,27 @@ describe('StreamClient stop', () => {
     h.client.stop()
     vi.advanceTimersByTime(60_000)
     expect(h.sockets).toHaveLength(1)
+    expect(vi.getTimerCount()).toBe(0)
+  })
+})
+
+describe('StreamClient credentials gone', () => {
+  it('a close the `closed` hook refuses (4401) stops the client: no reconnect loop', () => {
+    const codes: number[] = []
+    const h = harness({ closed: (code) => (codes.push(code), code !== 4401) })
+    h.client.start()
+    h.last().open()
+    h.last().receive(snapshot(1))
+    h.last().lose(1006) // any other close: reconnect as before
+    expect(h.client.status).toBe('reconnecting')
+    vi.advanceTimersByTime(10_000)
+    expect(h.sockets).toHaveLength(2)
+    h.last().open()
+    h.last().receive(snapshot(2))
+    h.last().lose(4401)
+    vi.advanceTimersByTime(60_000)
+    expect(codes).toEqual([1006, 4401])
+    expect(h.sockets).toHaveLength(2)
     expect(vi.getTimerCount()).toBe(0)
   })
 })

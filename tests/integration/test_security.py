@@ -313,7 +313,16 @@ def test_a_cookie_session_needs_its_csrf_token_and_ends_at_logout(fleet: Fleet) 
     assert r.status_code == 403
     assert fleet.state("lid1", "web:web") == "RUNNING"
     assert oper.post("/api/logout").status_code == 403
-    assert oper.get("/api/me").json()["name"] == "oper"
+    me = oper.get("/api/me").json()
+    assert me["name"] == "oper"
+    assert me["csrf"] == csrf  # the web app takes its token from here after a reload
+    assert me["action_roles"] == {  # what the web app draws buttons for
+        "*": "operator",
+        "update": "admin",
+        "reload": "admin",
+        "shutdown": "admin",
+        "reread": "admin",
+    }
     r = oper.post("/api/logout", headers={"X-CSRF-Token": csrf})
     assert r.status_code == 200
     old = session.split(";")[0].split("=", 1)[1]

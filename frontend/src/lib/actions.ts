@@ -21,10 +21,23 @@ export function actionHelp(spec: ActionSpec): string {
   return cut > 0 ? spec.title.slice(cut + 2) : ''
 }
 
-/** The actions `source` offers on a target of `kind` (process, group, source, node, job). */
+let permit: (name: string) => boolean = () => true
+
+/** Which actions the page offers at all (lib/session.ts: the caller's role; default: all). */
+export function setPermit(fn: (name: string) => boolean): void {
+  permit = fn
+}
+
+/** Whether the caller may run `spec` (no button, menu item or hot-key otherwise). */
+export function permitted(spec: ActionSpec): boolean {
+  return permit(spec.name)
+}
+
+/** The actions `source` offers on a target of `kind` (process, group, source, node, job)
+ * that the caller may run. */
 export function actionsFor(source: Source | undefined, kind: string): ActionSpec[] {
   if (!source) return []
-  return source.actions.filter((a) => a.targets.includes(kind))
+  return source.actions.filter((a) => a.targets.includes(kind) && permitted(a))
 }
 
 /** The actions every one of `sources` offers on `kind` (for bulk actions across hosts). */

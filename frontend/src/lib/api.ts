@@ -32,6 +32,34 @@ export class ApiError extends Error {
   }
 }
 
+// -- the session: CSRF token and "the session ended" ------------------------------------
+
+let csrfToken: string | null = null
+let onUnauthorized: (() => void) | null = null
+
+/** The `X-CSRF-Token` a cookie session's state-changing requests send (null: none). */
+export function setCsrfToken(token: string | null): void {
+  csrfToken = token
+}
+
+/** Called when the hub answers 401 to a call made with the session (it ended). */
+export function setUnauthorizedHandler(handler: (() => void) | null): void {
+  onUnauthorized = handler
+}
+
+const STATE_CHANGING = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+/** `fetch` for the hub's API: the CSRF header on state-changing requests; a 401 answer
+ * tells the session (`setUnauthorizedHandler`) — except where `quiet401` (login, /api/me). */
+export async function hubFetch(path: string, init: RequestInit = {}, quiet401 = false): Promise<Response> {
+  const method = (init.method ?? 'GET').toUpperCase()
+  const headers = new Headers(init.headers)
+  if (csrfToken && STATE_CHANGING.has(method)) headers.set('X-CSRF-Token', csrfToken)
+  const response = await fetch(apiUrl(path), { ...init, headers, credentials: 'same-origin' })
+  if (response.status === 401 && !quiet401) onUnauthorized?.()
+  return response
+}
+
 async function json<T>(response: Response): Promise<T> {
   let body: unknown = null
   try {
@@ -55,7 +83,7 @@ export async function runAction(
 ): Promise<ActionResult> {
   let response: Response
   try {
-    response = await fetch(apiUrl('api/actions'), {
+    response = await hubFetch('api/actions', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ target, name, params }),
@@ -84,10 +112,28 @@ export async function readLog(
 ): Promise<LogChunk> {
   const params = new URLSearchParams({ channel, length: String(length) })
   if (offset !== null) params.set('offset', String(offset))
-  const response = await fetch(apiUrl(`api/processes/${encodeURIComponent(id)}/log?${params}`))
+  const response = await hubFetch(`api/processes/${encodeURIComponent(id)}/log?${params}`)
   return json<LogChunk>(response)
 }
 
 export async function fetchNotes(limit = 500): Promise<Note[]> {
-  return json<Note[]>(await fetch(apiUrl(`api/notifications?limit=${limit}`)))
+  return json<Note[]>(await hubFetch(`api/notifications?limit=${limit}`))
+}
+
+/** One entry of the audit trail (`GET /api/audit`, admin). */
+export interface AuditEntry {
+  id: number
+  ts: number
+  user: string
+  via: string
+  address: string
+  what: string
+  target: string
+  result: string
+  error: string | null
+  params: Record<string, unknown>
+}
+
+export async function fetchAudit(limit = 500): Promise<AuditEntry[]> {
+  return json<AuditEntry[]>(await hubFetch(`api/audit?limit=${limit}`))
 }

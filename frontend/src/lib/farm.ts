@@ -12,6 +12,7 @@
 //   clock_skew (s), task_started (Unix s, absent when idle) and its stats numbers.
 // - builds: jobs `SOURCE:build:N` (client = the slave's node id, server = the master's).
 
+import { permitted } from './actions'
 import type { ActionSpec, Job, Node, Source } from './types'
 
 export const FARM_KIND = 'piwheels'
@@ -285,9 +286,9 @@ export interface FarmActions {
 export function farmActions(source: Source | undefined): FarmActions {
   if (!source) return { master: [], slave: [] }
   return {
-    master: source.actions.filter((a) => a.targets.includes('source')),
+    master: source.actions.filter((a) => a.targets.includes('source') && permitted(a)),
     slave: source.actions.filter(
-      (a) => a.targets.includes('node') && (!a.targets.includes('source') || /\bon (a|one|the) (build )?slaves?\b/i.test(a.title)),
+      (a) => a.targets.includes('node') && permitted(a) && (!a.targets.includes('source') || /\bon (a|one|the) (build )?slaves?\b/i.test(a.title)),
     ),
   }
 }

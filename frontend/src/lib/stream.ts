@@ -36,6 +36,9 @@ export interface StreamOptions {
   silence?: number
   timers?: Pick<typeof globalThis, 'setTimeout' | 'clearTimeout' | 'setInterval' | 'clearInterval'>
   random?: () => number
+  /** Told each close code before a reconnect; answering false stops the client instead
+   * (the hub's 4401: the session or token ended, a reconnect would be refused). */
+  closed?: (code: number) => boolean
 }
 
 export class StreamClient {
@@ -48,8 +51,8 @@ export class StreamClient {
   private stopped = false
   /** The next hello asks for a snapshot, whatever the state's position. */
   private fresh = false
-  private readonly opts: Required<Omit<StreamOptions, 'socket' | 'timers' | 'random'>> &
-    Pick<StreamOptions, 'socket'>
+  private readonly opts: Required<Omit<StreamOptions, 'socket' | 'timers' | 'random' | 'closed'>> &
+    Pick<StreamOptions, 'socket' | 'closed'>
   private readonly timers: NonNullable<StreamOptions['timers']>
   private readonly random: () => number
 
@@ -112,8 +115,14 @@ export class StreamClient {
       this.lastFrame = Date.now()
       this.receive(typeof ev.data === 'string' ? ev.data : String(ev.data))
     }
-    ws.onclose = () => {
-      if (ws === this.ws) this.drop(false)
+    ws.onclose = (ev) => {
+      if (ws !== this.ws) return
+      const code = Number((ev as { code?: unknown } | null)?.code ?? 0)
+      if (this.opts.closed && this.opts.closed(code) === false) {
+        this.stop()
+        return
+      }
+      this.drop(false)
     }
     ws.onerror = () => {
       /* onclose follows */

@@ -53,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fleetwatch.accounts import (
+    ACTION_ROLES,
     OPEN,
     Principal,
     TokenStore,
@@ -583,6 +584,11 @@ class MeOut(BaseModel):
     csrf: str | None = None
     """The token to send as ``X-CSRF-Token`` with a cookie session's POSTs."""
     expires: float | None = None
+    action_roles: dict[str, str] = Field(
+        default_factory=dict,
+        description='The role each action needs ("*": every action not named); the web '
+        "app shows a button only when the caller's role reaches it (the hub still checks).",
+    )
 
 
 class AuditOut(BaseModel):
@@ -616,6 +622,7 @@ def add_auth_routes(router: FastAPI, auth: Auth) -> None:
             "login": auth.enabled,
             "csrf": auth.csrf_token(sid) if sid else None,
             "expires": None,
+            "action_roles": {"*": "operator", **ACTION_ROLES},
         }
 
     @router.post(
