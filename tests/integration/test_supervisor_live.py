@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -265,6 +267,30 @@ def test_log_tail_is_utf8_safe_at_every_window(
     assert chunk["offset"] == 0
     stderr = hub.get(url, params={"channel": "stderr"})
     assert isinstance(stderr["text"], str)
+
+
+def test_a_log_ending_inside_a_character_reads_up_to_it(
+    supervisors: Supervisors, hub_server: HubServers
+) -> None:
+    """Regression: a log whose last bytes are half a character answered 502 (T15 at the end)."""
+    writer = shlex.join(
+        [
+            sys.executable,
+            "-c",
+            "import os, time; os.write(1, b'caf\\xc3'); time.sleep(3600)",
+        ]
+    )
+    sv = supervisors("sv", [Program("half", writer)])
+    hub = hub_server(source_config(sv))
+    logfile = sv.dir / "log" / "half.out.log"
+    wait_for(lambda: logfile.exists() and logfile.stat().st_size == 4, what="the half character")
+    wait_for(lambda: "sv:half:half" in hub.processes(), what="half listed")
+    url = "/api/processes/sv:half:half/log"
+    for params in ({}, {"offset": 0, "length": 100}, {"offset": 1, "length": 3}):
+        chunk = hub.get(url, params=params)
+        assert chunk["size"] == 4
+        assert chunk["end"] == 3, params
+        assert chunk["text"] == "caf"[chunk["offset"] :]
 
 
 def test_stream_resumes_without_loss_or_doubling(

@@ -713,9 +713,11 @@ class SupervisorSource(Source, LogReader, Refresher):
         if end <= start:
             return LogChunk("", start, start, size, reset)
         # Move the end first: a follower reads on from our last end, which is already
-        # a character boundary, so its window only ever needs the end moved.
+        # a character boundary, so its window only ever needs the end moved. The end of
+        # the log itself can be inside a character too (a writer between the two writes
+        # of one), so the end moves even at ``size``: the rest comes with the next read.
         for s_shift in range(_UTF8_SLACK + 1 if start > 0 else 1):
-            for e_shift in range(_UTF8_SLACK + 1 if end < size else 1):
+            for e_shift in range(_UTF8_SLACK + 1):
                 s, e = start + s_shift, end - e_shift
                 if e <= s:
                     # The window shrank to nothing at a boundary (``start`` when exact, else
