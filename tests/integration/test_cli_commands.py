@@ -62,7 +62,9 @@ def fleet(
     tmp_path: Path,
 ) -> HubServer:
     c1 = supervisors("c1", programs("c1", tmp_path))
-    c2 = supervisors("c2", [Program("web", demo_program("service", "c2-web"))])
+    # No autorestart for c2's web: a crash polled only after the respawn looks like
+    # RUNNING → STARTING, which is no notification, and test_sources_and_notes needs one.
+    c2 = supervisors("c2", [Program("web", demo_program("service", "c2-web"), autorestart=False)])
     hub = hub_server(source_config(c1, poll_interval=0.5), source_config(c2, poll_interval=0.5))
     wait_for(
         lambda: (
