@@ -377,8 +377,8 @@ def test_every_action_says_which_node_roles_it_is_for() -> None:
         "stop": ("slave",),
         "kill": ("slave",),
     }
-    assert MASTER_ACTIONS == {n for n, r in roles.items() if "master" in r}
-    assert SLAVE_ACTIONS == {n for n, r in roles.items() if "slave" in r}
+    assert {n for n, r in roles.items() if "master" in r} == MASTER_ACTIONS
+    assert {n for n, r in roles.items() if "slave" in r} == SLAVE_ACTIONS
     serialised = json.loads(dumps({"actions": list(ACTIONS)}))["actions"]
     assert [a["roles"] for a in serialised] == [list(a.roles) for a in ACTIONS]
 
