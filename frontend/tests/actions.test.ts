@@ -34,6 +34,15 @@ describe('actionsFor / commonActions', () => {
     expect(actionsFor(build, 'process')).toEqual([])
     expect(actionsFor(undefined, 'process')).toEqual([])
   })
+  it('offers a node only the actions for its role', () => {
+    const spec = (name: string, roles?: string[]) =>
+      ({ name, title: name, targets: ['node', 'source'], confirm: false, params: [], hotkey: null, ...(roles ? { roles } : {}) })
+    const piw = { ...build, actions: [spec('pause', ['master']), spec('kill', ['slave']), spec('resume', ['master', 'slave']), spec('any')] }
+    expect(actionsFor(piw, 'node', 'slave').map((a) => a.name)).toEqual(['kill', 'resume', 'any'])
+    expect(actionsFor(piw, 'node', 'master').map((a) => a.name)).toEqual(['pause', 'resume', 'any'])
+    expect(actionsFor(piw, 'node').map((a) => a.name)).toEqual(['pause', 'kill', 'resume', 'any'])
+    expect(actionsFor(piw, 'source', 'slave').map((a) => a.name)).toEqual(['pause', 'kill', 'resume', 'any'])
+  })
 
   it('keeps only the actions every source offers', () => {
     expect(commonActions([sv1, sv2], 'process').map((a) => a.name)).toEqual(['start', 'stop'])

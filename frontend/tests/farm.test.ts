@@ -22,22 +22,25 @@ import type { ActionSpec, Job, Node, Source } from '../src/lib/types'
 
 // Objects shaped as the piwheels source sends them (the brief's model contract).
 
-function spec(name: string, title: string, targets: string[], confirm = false): ActionSpec {
-  return { name, title, targets, confirm, params: [], hotkey: null }
+function spec(name: string, title: string, targets: string[], confirm = false, roles?: string[]): ActionSpec {
+  return { name, title, targets, confirm, params: [], hotkey: null, ...(roles ? { roles } : {}) }
 }
+
+const M = ['master']
+const S = ['slave']
 
 // As fw-piw's src/fleetwatch/sources/piwheels/farm.py ACTIONS lists them (titles shortened).
 const BOTH = ['source', 'node']
 const ACTIONS: ActionSpec[] = [
-  spec('pause', 'Pause: SLEEP null - every master task pauses', BOTH),
-  spec('halt', 'Halt: SLEEP null, then SKIP null - pause, and abort every running build', BOTH, true),
-  spec('resume', 'Resume: WAKE null on the master (tasks resume), WAKE id on a slave (undoes a pending stop or kill)', BOTH),
-  spec('stop_slaves', 'Stop slaves: KILL null - every slave is told to exit', BOTH, true),
-  spec('kill_slaves', 'Kill slaves: KILL null, then SKIP null', BOTH, true),
-  spec('stop_master', 'Stop master: QUIT - the master exits', BOTH, true),
-  spec('skip', "Skip build: SKIP id - the slave's current build is aborted", ['node'], true),
-  spec('stop', 'Stop slave: KILL id - the slave exits at its next request for work', ['node'], true),
-  spec('kill', 'Kill slave: KILL id, then SKIP id', ['node'], true),
+  spec('pause', 'Pause: SLEEP null - every master task pauses', BOTH, false, M),
+  spec('halt', 'Halt: SLEEP null, then SKIP null - pause, and abort every running build', BOTH, true, M),
+  spec('resume', 'Resume: WAKE null on the master (tasks resume), WAKE id on a slave (undoes a pending stop or kill)', BOTH, false, ['master', 'slave']),
+  spec('stop_slaves', 'Stop slaves: KILL null - every slave is told to exit', BOTH, true, M),
+  spec('kill_slaves', 'Kill slaves: KILL null, then SKIP null', BOTH, true, M),
+  spec('stop_master', 'Stop master: QUIT - the master exits', BOTH, true, M),
+  spec('skip', "Skip build: SKIP id - the slave's current build is aborted", ['node'], true, S),
+  spec('stop', 'Stop slave: KILL id - the slave exits at its next request for work', ['node'], true, S),
+  spec('kill', 'Kill slave: KILL id, then SKIP id', ['node'], true, S),
 ]
 
 function source(id = 'piw', over: Partial<Source> = {}): Source {
@@ -230,7 +233,18 @@ describe('farmActions', () => {
   it('never offers a master-wide action (a pause) on a slave', () => {
     expect(farmActions(source()).slave.some((s) => s.name === 'pause' || s.name.endsWith('_slaves'))).toBe(false)
   })
-  it('splits node-only and source-only specs by their targets alone', () => {
+  it('splits by roles, never by titles', () => {
+    const both = ['master', 'slave']
+    const odd = [
+      spec('wake', 'Wake everything', BOTH, false, both),
+      spec('nap', 'Nap: on a slave too, says the title', BOTH, false, M),
+      spec('poke', 'Poke', ['node'], false, S),
+    ]
+    const a = farmActions(source('piw', { actions: odd }))
+    expect(a.master.map((s) => s.name)).toEqual(['wake', 'nap'])
+    expect(a.slave.map((s) => s.name)).toEqual(['wake', 'poke'])
+  })
+  it('splits node-only and source-only specs without roles by their targets alone', () => {
     const only = [spec('pause', 'Pause', ['source']), spec('skip', 'Skip', ['node'])]
     expect(farmActions(source('piw', { actions: only }))).toEqual({ master: [only[0]], slave: [only[1]] })
     expect(farmActions(undefined)).toEqual({ master: [], slave: [] })

@@ -30,7 +30,7 @@ from typing import Any
 
 from fleetwatch.config import Config, SourceConfig
 from fleetwatch.errors import BadParams, NoLogs, SourceError, UnknownAction, UnknownTarget
-from fleetwatch.model import ActionSpec, Delta, Entity, Fleet, Kind, Snapshot, Source
+from fleetwatch.model import ActionSpec, Delta, Entity, Fleet, Kind, Node, Snapshot, Source
 from fleetwatch.publishers.notifications import Notification, NotificationRules
 from fleetwatch.sources.base import (
     LOG_CHANNELS,
@@ -385,6 +385,15 @@ class Hub:
         )
         if runner is None or spec is None:
             raise UnknownAction(f"{target.kind} {target.id!r} has no action {name!r}")
+        if target.kind == "node" and spec.roles:
+            node = self.fleet.get("node", target.id)
+            role = node.labels.get("role") if isinstance(node, Node) else None
+            if not spec.applies_to_role(role):
+                raise UnknownAction(
+                    f"node {target.id!r} has no action {name!r}: it is for "
+                    f"{' or '.join(spec.roles)} nodes, and this node's role is "
+                    f"{role or 'none'}"
+                )
         check_params(spec, params)
         started = time.monotonic()
         try:

@@ -100,6 +100,13 @@ class ActionSpec:
     """Destructive or disruptive: clients ask before running it."""
     params: tuple[ParamSpec, ...] = ()
     hotkey: str | None = None
+    roles: tuple[str, ...] = ()
+    """For node targets: the node roles (``labels["role"]``) the action applies to;
+    empty = every node."""
+
+    def applies_to_role(self, role: str | None) -> bool:
+        """Whether the action may run on a node whose ``labels["role"]`` is ``role``."""
+        return not self.roles or role in self.roles
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -189,9 +189,13 @@ def test_per_slave_pause_is_refused(
     hub = hub_server(PiwheelsSourceConfig(name="piw", status_queue=status, control_queue=control))
     wait_for(lambda: "piw:slave:2" in nodes(hub), 15, "slave 2")
     before = len(master.received)
-    body = act(hub, "node", "piw:slave:2", "pause")
-    assert body["ok"] is False
-    assert "cannot pause one slave" in body["error"]
+    # pause is for the master's role only (ActionSpec.roles): the hub refuses it on a
+    # slave as an action the target does not have, before the source is asked.
+    r = hub.action("node", "piw:slave:2", "pause")
+    assert r.status_code == 409, r.text
+    assert r.json()["ok"] is False
+    assert "master nodes" in r.json()["error"]
+    assert "role is slave" in r.json()["error"]
     assert [f for f in master.received_since(before) if f != b"\x65HELLO"] == []
 
 

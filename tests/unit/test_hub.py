@@ -39,6 +39,7 @@ SPECS: tuple[ActionSpec, ...] = (
     ActionSpec(name="start", title="Start", targets=("process", "group", "source")),
     ActionSpec(name="drain", title="Drain", targets=("node",)),
     ActionSpec(name="cancel", title="Cancel", targets=("job",)),
+    ActionSpec(name="retire", title="Retire", targets=("source", "node"), roles=("worker",)),
     ActionSpec(
         name="scale",
         title="Scale",
@@ -554,6 +555,36 @@ async def test_unknown_actions(acting: Hub, kind: str, id: str, name: str) -> No
         await acting.run_action(Target(kind, id), name)
     assert info.value.status == 409
     assert fake(acting).performed == []
+
+
+@pytest.mark.parametrize(
+    ("id", "labels"),
+    [("f1/boss", {"role": "boss"}), ("f1/plain", {})],
+)
+async def test_an_action_for_other_node_roles_is_refused(
+    acting: Hub, id: str, labels: dict[str, str]
+) -> None:
+    """``roles`` limits a node action to nodes of those roles: any other is a 409."""
+    fake(acting).handle.put(Node(id=id, source="f1", name=id, labels=labels))
+    acting.flush()
+    with pytest.raises(UnknownAction) as info:
+        await acting.run_action(Target("node", id), "retire")
+    assert info.value.status == 409
+    assert "worker" in str(info.value)
+    assert (labels.get("role") or "none") in str(info.value)
+    assert fake(acting).performed == []
+
+
+async def test_an_action_for_a_node_role_runs_on_it_and_on_the_source(acting: Hub) -> None:
+    """A node of a listed role takes the action; ``roles`` says nothing of other kinds."""
+    fake(acting).handle.put(Node(id="f1/w", source="f1", name="w", labels={"role": "worker"}))
+    acting.flush()
+    await acting.run_action(Target("node", "f1/w"), "retire")
+    await acting.run_action(Target("source", "f1"), "retire")
+    assert [(t.kind, n) for t, n, _ in fake(acting).performed] == [
+        ("node", "retire"),
+        ("source", "retire"),
+    ]
 
 
 async def test_a_source_without_a_runner_has_no_actions() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fleetwatch.model import Fleet, Job, Node
+from fleetwatch.model import Fleet, Job, Node, dumps
 from fleetwatch.sources.piwheels.farm import (
     ACTIONS,
     MASTER_ACTIONS,
@@ -361,6 +361,26 @@ def test_every_action_has_its_semantics_in_its_title() -> None:
     assert "KILL id" in titles["stop"]
     assert all(a.confirm for a in ACTIONS if a.name in ("stop_master", "kill", "kill_slaves"))
     assert {a.hotkey for a in ACTIONS} >= {"p", "r", "k", "t"}  # piw-monitor's keys
+
+
+def test_every_action_says_which_node_roles_it_is_for() -> None:
+    """Clients route master and slave actions by ``roles``, not by titles."""
+    roles = {a.name: a.roles for a in ACTIONS}
+    assert roles == {
+        "pause": ("master",),
+        "halt": ("master",),
+        "resume": ("master", "slave"),
+        "stop_slaves": ("master",),
+        "kill_slaves": ("master",),
+        "stop_master": ("master",),
+        "skip": ("slave",),
+        "stop": ("slave",),
+        "kill": ("slave",),
+    }
+    assert {n for n, r in roles.items() if "master" in r} == MASTER_ACTIONS
+    assert {n for n, r in roles.items() if "slave" in r} == SLAVE_ACTIONS
+    serialised = json.loads(dumps({"actions": list(ACTIONS)}))["actions"]
+    assert [a["roles"] for a in serialised] == [list(a.roles) for a in ACTIONS]
 
 
 def test_no_master_node_before_the_master_is_heard(farm: Farm, fleet: Fleet) -> None:

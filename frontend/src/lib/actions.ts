@@ -33,11 +33,20 @@ export function permitted(spec: ActionSpec): boolean {
   return permit(spec.name)
 }
 
-/** The actions `source` offers on a target of `kind` (process, group, source, node, job)
- * that the caller may run. */
-export function actionsFor(source: Source | undefined, kind: string): ActionSpec[] {
+/** Whether `spec` may act on a node whose `labels.role` is `role` (its `roles`; none = every node). */
+export function forRole(spec: ActionSpec, role: string | undefined): boolean {
+  return !spec.roles?.length || (role !== undefined && spec.roles.includes(role))
+}
+
+/**
+ * The actions `source` offers on a target of `kind` (process, group, source, node, job)
+ * that the caller may run; for a node of `role` (its `labels.role`), only those for that role.
+ */
+export function actionsFor(source: Source | undefined, kind: string, role?: string): ActionSpec[] {
   if (!source) return []
-  return source.actions.filter((a) => a.targets.includes(kind) && permitted(a))
+  return source.actions.filter(
+    (a) => a.targets.includes(kind) && permitted(a) && (kind !== 'node' || role === undefined || forRole(a, role)),
+  )
 }
 
 /** The actions every one of `sources` offers on `kind` (for bulk actions across hosts). */

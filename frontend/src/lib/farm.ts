@@ -12,7 +12,7 @@
 //   clock_skew (s), task_started (Unix s, absent when idle) and its stats numbers.
 // - builds: jobs `SOURCE:build:N` (client = the slave's node id, server = the master's).
 
-import { permitted } from './actions'
+import { forRole, permitted } from './actions'
 import type { ActionSpec, Job, Node, Source } from './types'
 
 export const FARM_KIND = 'piwheels'
@@ -276,19 +276,22 @@ export interface FarmActions {
 }
 
 /**
- * The source's actions split as their targets say.  Those on the `source` act on the master
- * (and through it on every slave).  A slave row offers the `node` actions that do not act
- * on the source, and those that act on both whose help says what they do "on a slave"
- * (piwheels' resume: WAKE null on the master, WAKE id on a slave).  The master's other
- * actions are node actions too (for the master's own node), never offered on a slave: a
- * piwheels master cannot pause one slave.
+ * The source's actions split as their `roles` say.  The master's are those on the `source`
+ * for the `master` role (they act on the master, and through it on every slave).  A slave
+ * row offers the `node` actions for the `slave` role (piwheels' resume is for both: WAKE
+ * null on the master, WAKE id on a slave); a piwheels master cannot pause one slave, so
+ * pause is for the master only.  An action without `roles` is the master's when it acts on
+ * the source, and a slave's when it acts on nodes only.
  */
 export function farmActions(source: Source | undefined): FarmActions {
   if (!source) return { master: [], slave: [] }
   return {
-    master: source.actions.filter((a) => a.targets.includes('source') && permitted(a)),
+    master: source.actions.filter((a) => a.targets.includes('source') && forRole(a, 'master') && permitted(a)),
     slave: source.actions.filter(
-      (a) => a.targets.includes('node') && permitted(a) && (!a.targets.includes('source') || /\bon (a|one|the) (build )?slaves?\b/i.test(a.title)),
+      (a) =>
+        a.targets.includes('node') &&
+        permitted(a) &&
+        (a.roles?.length ? a.roles.includes('slave') : !a.targets.includes('source')),
     ),
   }
 }

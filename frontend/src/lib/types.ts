@@ -22,6 +22,8 @@ export interface ActionSpec {
   confirm: boolean
   params: ParamSpec[]
   hotkey: string | null
+  /** For node targets: the node roles (`labels.role`) it applies to; empty or absent = every node. */
+  roles?: string[]
 }
 
 export type SourceStatus = 'connecting' | 'online' | 'offline' | 'error'

@@ -616,28 +616,19 @@ class FleetApp(App[None]):
 
         ``own``: only the selected row itself (the Enter dialog), not what contains it.
         """
-        if source.get("kind") == "piwheels":
-            return self._piwheels_target(spec, source, own)
+        if spec.roles:
+            return self._role_target(spec, source, own)
         chain = self._chain(self.selected)
         if own:
             chain = chain[:1]
         return next((r for r in chain if r[0] in spec.targets), None)
 
-    def _piwheels_target(
-        self, spec: ActionSpec, source: Mapping[str, Any], own: bool
-    ) -> Ref | None:
-        """piw-monitor's controls: master actions act on the master whichever row is
-        selected (its p, r, t), slave actions on the selected slave (its k).
-
-        Which is which is the piwheels source's own declaration (the model's targets say
-        only "node" for both kinds of node); an action it does not list is routed as on
-        any other source.
+    def _role_target(self, spec: ActionSpec, source: Mapping[str, Any], own: bool) -> Ref | None:
+        """An action for some node roles (its ``roles``), as piw-monitor's controls:
+        master actions act on the master whichever row is selected (its p, r, t), slave
+        actions on the selected slave (its k, i, s); ``resume`` (both) on the selected
+        slave, else on the master.
         """
-        from fleetwatch.sources.piwheels.farm import MASTER_ACTIONS, SLAVE_ACTIONS
-
-        if spec.name not in MASTER_ACTIONS | SLAVE_ACTIONS:
-            chain = self._chain(self.selected)
-            return next((r for r in (chain[:1] if own else chain) if r[0] in spec.targets), None)
         sid = str(source["id"])
         master = next(
             (
@@ -659,12 +650,13 @@ class FleetApp(App[None]):
             and e is not None
             and not R.is_master(e)
         )
-        slave_action = spec.name in SLAVE_ACTIONS and "node" in spec.targets
-        if on_slave and slave_action and (own or spec.name not in MASTER_ACTIONS):
+        for_master = "master" in spec.roles
+        slave_action = "slave" in spec.roles and "node" in spec.targets
+        if on_slave and slave_action and (own or not for_master):
             return self.selected
         if own and on_slave:
             return None
-        return master_ref if spec.name in MASTER_ACTIONS else None
+        return master_ref if for_master else None
 
     def actions_here(self, own: bool = False) -> list[tuple[ActionSpec, Ref | None]]:
         """The selected row's source's actions, each with the target it would act on
@@ -1009,6 +1001,7 @@ def _specs(source: Mapping[str, Any]) -> list[ActionSpec]:
                         for p in a.get("params") or ()
                     ),
                     hotkey=a.get("hotkey") or None,
+                    roles=tuple(str(r) for r in a.get("roles") or ()),
                 )
             )
         except (KeyError, TypeError):

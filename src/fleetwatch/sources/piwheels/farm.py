@@ -164,6 +164,7 @@ ACTIONS: Final = (
         title="Pause: SLEEP null - every master task pauses (PyPI polling, web pages, "
         "stats), idle slaves are told to sleep; builds already running go on",
         targets=("source", "node"),
+        roles=("master",),
         hotkey="p",
     ),
     ActionSpec(
@@ -171,6 +172,7 @@ ACTIONS: Final = (
         title="Halt: SLEEP null, then SKIP null - pause, and abort every running build "
         "at its slave's next report (5-10 s); skipped packages are not blacklisted",
         targets=("source", "node"),
+        roles=("master",),
         confirm=True,
         hotkey="h",
     ),
@@ -179,6 +181,7 @@ ACTIONS: Final = (
         title="Resume: WAKE null on the master (tasks resume, every slave's kill/skip "
         "flags cleared), WAKE id on a slave (undoes a pending stop or kill)",
         targets=("source", "node"),
+        roles=("master", "slave"),
         hotkey="r",
     ),
     ActionSpec(
@@ -186,6 +189,7 @@ ACTIONS: Final = (
         title="Stop slaves: KILL null - every slave is told to exit at its next request "
         "for work; builds already running finish first",
         targets=("source", "node"),
+        roles=("master",),
         confirm=True,
     ),
     ActionSpec(
@@ -193,6 +197,7 @@ ACTIONS: Final = (
         title="Kill slaves: KILL null, then SKIP null - running builds are aborted at "
         "their next report and every slave exits",
         targets=("source", "node"),
+        roles=("master",),
         confirm=True,
     ),
     ActionSpec(
@@ -200,6 +205,7 @@ ACTIONS: Final = (
         title="Stop master: QUIT - the master exits (about 1 s); slaves keep running and "
         "come back after their 5-minute timeout when a master returns",
         targets=("source", "node"),
+        roles=("master",),
         confirm=True,
         hotkey="t",
     ),
@@ -208,6 +214,7 @@ ACTIONS: Final = (
         title="Skip build: SKIP id - the slave's current build is aborted at its next "
         "report (5-10 s) and not recorded; the package is re-queued later",
         targets=("node",),
+        roles=("slave",),
         confirm=True,
         hotkey="i",
     ),
@@ -216,6 +223,7 @@ ACTIONS: Final = (
         title="Stop slave: KILL id - the slave exits at its next request for work; a "
         "build already running finishes first (WAKE id undoes it until then)",
         targets=("node",),
+        roles=("slave",),
         confirm=True,
         hotkey="s",
     ),
@@ -224,24 +232,24 @@ ACTIONS: Final = (
         title="Kill slave: KILL id, then SKIP id - its build is aborted at the next "
         "report and the slave exits",
         targets=("node",),
+        roles=("slave",),
         confirm=True,
         hotkey="k",
     ),
 )
 """The actions of a piwheels source, with what a real master does (piwheels.md §4.1).
 
-Master actions (:data:`MASTER_ACTIONS`) act on the source or on its master node;
-slave actions (:data:`SLAVE_ACTIONS`) on a slave node, and ``resume`` on either. There
+Master actions (``roles`` ``("master",)``, :data:`MASTER_ACTIONS`) act on the source or
+on its master node; slave actions (``("slave",)``, :data:`SLAVE_ACTIONS`) on a slave node,
+and ``resume`` on either. There
 is no per-slave pause: a real master sets a flag for ``SLEEP id`` that nothing reads
 (verified live), so it is not offered. A 0.14-0.16 master knows only ``PAUSE``,
 ``RESUME``, ``KILL id`` and ``QUIT``: ``halt``, ``kill_slaves``, ``skip`` and ``kill``
 fail there, ``stop_slaves`` sends ``KILL id`` to each known slave.
 """
 
-MASTER_ACTIONS: Final = frozenset(
-    {"pause", "halt", "resume", "stop_slaves", "kill_slaves", "stop_master"}
-)
-SLAVE_ACTIONS: Final = frozenset({"skip", "stop", "kill", "resume"})
+MASTER_ACTIONS: Final = frozenset(a.name for a in ACTIONS if "master" in a.roles)
+SLAVE_ACTIONS: Final = frozenset(a.name for a in ACTIONS if "slave" in a.roles)
 
 
 class NotPossible(Exception):
