@@ -516,6 +516,7 @@ def entity_from_dict(kind: Kind, data: Mapping[str, Any]) -> Entity:
                 **{
                     **a,
                     "targets": tuple(a["targets"]),
+                    "roles": tuple(a.get("roles", ())),
                     "params": tuple(
                         ParamSpec(**{**p, "choices": tuple(p.get("choices", ()))})
                         for p in a.get("params", ())
