@@ -720,6 +720,8 @@ class SupervisorSource(Source, LogReader, Refresher):
             for e_shift in range(_UTF8_SLACK + 1):
                 s, e = start + s_shift, end - e_shift
                 if e <= s:
+                    if e_shift and end == size and offset is None:
+                        break  # a tail of half a character: move its start instead
                     # The window shrank to nothing at a boundary (``start`` when exact, else
                     # the end of the log): the requested bytes hold no whole character.
                     return LogChunk("", s, s, size, reset)
