@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 #: Commands the shell does not offer (they run servers or take over the terminal).
-HIDDEN = frozenset({"serve", "demo", "shell", "tui"})
+HIDDEN = frozenset({"serve", "demo", "shell", "tui", "piw-monitor"})
 #: The shell's own words.
 BUILTINS = {"help": "list the commands, or show one's help", "exit": "leave", "quit": "leave"}
 #: supervisord's states, in the order the toolbar shows them.
