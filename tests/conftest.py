@@ -84,6 +84,19 @@ def wait_for(
         time.sleep(every)
 
 
+async def until(condition: Callable[[], T], timeout: float = 30.0, what: str = "it") -> T:
+    """:func:`wait_for` for code on an event loop (Textual pilots): polls ``condition``
+    between awaits, so the loop keeps running, and fails at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
 def standard_programs(prefix: str) -> list[Program]:
     """The demo's mix: a service, a flapper, a talker, a stopped program, a numprocs group."""
     return [

@@ -10,10 +10,8 @@ recorder sent until those bytes arrive.
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from textual.widgets import Button, DataTable
 from fleetwatch.demo.piwheels import StandInMaster, load_capture
 from fleetwatch.tui.app import FleetApp
 from fleetwatch.tui.piw_monitor import Queues, build_app, parse_args
+from tests.conftest import until
 
 pytestmark = [pytest.mark.real, pytest.mark.anyio]
 
@@ -31,18 +30,6 @@ RECORDED = [s.frame for s in load_capture(CAPTURE) if s.direction == "control"]
 HELLO = b"\x65HELLO"
 SLEEP_NULL, WAKE_NULL, SKIP_2, KILL_1, QUIT = (f for f in RECORDED if f != HELLO)
 SIZE = (150, 40)
-
-
-async def until(condition: Callable[[], Any], timeout: float = 30.0, what: str = "it") -> Any:
-    """Await ``condition`` becoming truthy (polled on the app's loop); fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

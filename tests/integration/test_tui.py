@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,24 +24,12 @@ from fleetwatch.demo.supervisord import Supervisord
 from fleetwatch.sources.piwheels.protocol import Control
 from fleetwatch.tui import FleetApp, RemoteBackend
 from fleetwatch.tui._widgets import LogPane
-from tests.conftest import HubServer, require, source_config, standard_programs, wait_for
+from tests.conftest import HubServer, require, source_config, standard_programs, until, wait_for
 
 pytestmark = [pytest.mark.real, pytest.mark.anyio]
 
 SIZE = (160, 48)
 HELLO_CONTROL = Control("HELLO")
-
-
-async def until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "it") -> Any:
-    """Await ``condition`` becoming truthy (polled on the app's loop); fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ through the Enter dialog, its form and its confirmation."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,20 +12,9 @@ from textual.widgets import DataTable, OptionList, Select, Tree
 
 from fleetwatch.demo.supervisord import Supervisord
 from fleetwatch.tui import FleetApp, RemoteBackend
-from tests.conftest import HubServer, source_config, standard_programs, wait_for
+from tests.conftest import HubServer, source_config, standard_programs, until, wait_for
 
 pytestmark = [pytest.mark.real, pytest.mark.anyio]
-
-
-async def until(condition: Callable[[], Any], timeout: float = 20.0, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
