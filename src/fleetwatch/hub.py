@@ -98,6 +98,11 @@ class Subscription:
         self._deltas = 0
         return items
 
+    @property
+    def backlog(self) -> int:
+        """Deltas queued and not read yet."""
+        return self._deltas
+
     def take_resync(self) -> Snapshot:
         """Clear the resync flag and return the snapshot to start again from."""
         # Snapshot first: the delta its flush pushes is covered by it, and is ignored
@@ -341,6 +346,10 @@ class Hub:
     @property
     def subscribers(self) -> int:
         return len(self._subscriptions)
+
+    def backlog(self) -> int:
+        """The most deltas any subscriber has queued and not read yet."""
+        return max((s.backlog for s in self._subscriptions), default=0)
 
     # -- actions -----------------------------------------------------------------
 

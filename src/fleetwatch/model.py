@@ -366,6 +366,11 @@ class Fleet:
     def count(self, kind: Kind) -> int:
         return len(self._items[kind])
 
+    @property
+    def ring_size(self) -> int:
+        """Deltas in the ring (what a resuming client can still be sent)."""
+        return len(self._ring)
+
     def snapshot(self) -> Snapshot:
         """The committed state; raises if changes are pending (commit first)."""
         if self._pending:

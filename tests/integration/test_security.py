@@ -594,3 +594,22 @@ def test_a_stream_ends_when_its_token_is_revoked(fleet: Fleet) -> None:
         s.close()
     # Only what went out within the recheck interval (1 s) after the revocation.
     assert len(seen) <= 8
+
+
+def test_metrics_need_a_login_and_a_restricted_account_scrapes_only_its_sources(
+    fleet: Fleet,
+) -> None:
+    """Issue 13: /metrics is behind login when login is on; a token works."""
+    anon = fleet.client()
+    r = anon.get("/metrics")
+    assert r.status_code == 401
+    assert "lid1" not in r.text
+    viewer = fleet.bearer(fleet.token("view"))
+    full = viewer.get("/metrics")
+    assert full.status_code == 200, full.text
+    assert 'fleetwatch_source_up{kind="supervisor",source="web2"} 1.0' in full.text
+    lid = fleet.client("lid").get("/metrics")
+    assert lid.status_code == 200
+    assert 'source="lid1"' in lid.text
+    assert 'source="web2"' not in lid.text
+    assert "fleetwatch_hub_seq" in lid.text  # the hub's own series name no source

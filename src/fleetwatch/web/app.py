@@ -19,6 +19,7 @@ takes: an unknown name is still valid (409), a known one with the wrong params i
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -43,6 +44,7 @@ from fleetwatch.config import parse_listen
 from fleetwatch.errors import ActionError, SourceError
 from fleetwatch.hub import Hub
 from fleetwatch.model import ActionSpec, Kind, dumps
+from fleetwatch.publishers.metrics import CONTENT_TYPE, FleetMetrics
 from fleetwatch.sources.base import Target
 from fleetwatch.web.auth import (
     Auth,
@@ -142,13 +144,19 @@ def create_app(
     is one the Host check accepts.
     """
 
+    metrics = FleetMetrics(hub)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if manage_hub:
             await hub.start()
+        following = asyncio.get_running_loop().create_task(metrics.run(), name="metrics")
         try:
             yield
         finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
             if manage_hub:
                 await hub.stop()
             auth.close()
@@ -222,6 +230,20 @@ def create_app(
             "sources": statuses,
             "subscribers": hub.subscribers,
         }
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics of the fleet and the hub (docs/metrics.md)",
+        response_class=Response,
+        responses={
+            200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}},
+            **_GUARDED,
+        },
+    )
+    async def prometheus_metrics(request: Request) -> Response:
+        who = principal_of(request.scope)
+        text = metrics.exposition(who.sees if who.restricted else None)
+        return Response(text, media_type=CONTENT_TYPE)
 
     @app.get(
         "/api/notifications",

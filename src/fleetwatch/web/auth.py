@@ -394,7 +394,7 @@ class AuthMiddleware:
         multivisor = self.multivisor or path.startswith("/multivisor/")
         if multivisor and not self.multivisor:
             path = path.removeprefix("/multivisor")
-        if not path.startswith("/api/"):
+        if not path.startswith("/api/") and (multivisor or path != "/metrics"):
             return None  # the web app's files (its login page among them)
         if not multivisor and path in _PUBLIC:
             return None
