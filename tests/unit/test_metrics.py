@@ -12,6 +12,7 @@ from fleetwatch.config import Config, HubConfig
 from fleetwatch.hub import Hub
 from fleetwatch.model import Entity, Job, Node, Process, Source
 from fleetwatch.publishers.metrics import FleetMetrics
+from fleetwatch.publishers.notifications import Notification
 
 
 def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -173,3 +174,40 @@ def test_hub_internals(rig: Rig) -> None:
     assert value(t, "fleetwatch_hub_entities", kind="process") == 1
     assert value(t, "fleetwatch_hub_ring_deltas") == rig.hub.fleet.ring_size
     sub.close()
+
+
+def test_the_grafana_dashboard_and_the_docs_name_only_exported_series(rig: Rig) -> None:
+    """docs/grafana-dashboard.json and docs/metrics.md must not drift from the code."""
+    import json
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    rig.put(proc("RUNNING", 10))
+    rig.put(proc("STOPPED"))
+    rig.put(proc("RUNNING", 11))
+    rig.put(job("1", "running", started=1.0, metrics={"requested": 0.5}))
+    rig.put(job("1", "done", started=1.0, ended=2.0))
+    rig.put(
+        Node(id="piw:master", source="piw", name="master", metrics={"queue.cp311": 1.0}),
+        Node(id="ice/r1", source="ice", name="r1", metrics={"load": 1.0, "max_jobs": 1.0}),
+    )
+    rig.metrics.note(
+        Notification(id="n1", ts=0.0, severity="error", source="sv", subject={}, title="t", text="")
+    )
+    exported = {name for name, _ in samples(rig.text())}
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    used = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\bfleetwatch_[a-z_]+", target["expr"])
+    }
+    assert used, "the dashboard queries nothing"
+    assert used <= exported, sorted(used - exported)
+    documented = set(re.findall(r"`(fleetwatch_[a-z_]+)`", (docs / "metrics.md").read_text()))
+    families = {  # as they are written in the exposition: counters with their _total
+        f.name + ("_total" if f.type == "counter" else "")
+        for f in text_string_to_metric_families(rig.text().decode())
+    }
+    assert families == documented, (sorted(families - documented), sorted(documented - families))

@@ -27,7 +27,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -41,6 +47,10 @@ if TYPE_CHECKING:
 __all__ = ["CONTENT_TYPE", "FleetMetrics"]
 
 log = logging.getLogger(__name__)
+
+# A ``*_created`` gauge beside every counter and histogram doubles the series for a fact
+# (the hub's start) that ``fleetwatch_hub_uptime_seconds`` already gives.
+disable_created_metrics()
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
