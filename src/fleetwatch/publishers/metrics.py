@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 
 # A ``*_created`` gauge beside every counter and histogram doubles the series for a fact
 # (the hub's start) that ``fleetwatch_hub_uptime_seconds`` already gives.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
