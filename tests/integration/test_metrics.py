@@ -5,16 +5,19 @@ match the hub's model (``/api/fleet``) and what was done to the peers."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fleetwatch.config import IcecreamSourceConfig
+from fleetwatch.config import IcecreamSourceConfig, PiwheelsSourceConfig
 from fleetwatch.demo.icecream import IcecreamCluster
+from fleetwatch.demo.piwheels import StandInMaster, load_capture
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program
 from tests.conftest import HubServer, icecc_cluster, source_config, wait_for
 
+CAPTURE = Path(__file__).parents[1] / "vectors" / "piwheels-capture.jsonl"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -145,3 +148,51 @@ def test_metrics_answer_without_a_trailing_api_prefix_and_head(
     assert r.status_code == 200
     assert "# TYPE fleetwatch_processes gauge" in r.text
     assert "# HELP fleetwatch_process_restarts_total" in r.text
+
+
+def test_a_build_farm_queue_per_abi_and_its_builds(
+    hub_server: Callable[..., HubServer], tmp_path: Path
+) -> None:
+    """The piwheels stand-in master (a real piw-master cannot run here; the stand-in replays
+    the recorded traffic byte for byte over real ZeroMQ)."""
+    status, control = f"ipc://{tmp_path}/piw-status", f"ipc://{tmp_path}/piw-control"
+    master = StandInMaster(status, control, steps=load_capture(CAPTURE), speed=25).start()
+    try:
+        hub = hub_server(
+            PiwheelsSourceConfig(name="piw", status_queue=status, control_queue=control)
+        )
+        first_command = next(
+            s.frame
+            for s in load_capture(CAPTURE)
+            if s.direction == "control" and s.frame != b"\x65HELLO"
+        )
+        wait_for(lambda: master.waiting_for == first_command, 30, "the stand-in at its first gate")
+        node = wait_for(
+            lambda: next((n for n in hub.get("/api/nodes") if n["id"] == "piw:master"), None),
+            15,
+            "the master node",
+        )
+        queues = {
+            k.removeprefix("queue."): v
+            for k, v in node["metrics"].items()
+            if k.startswith("queue.")
+        }
+        assert queues, node["metrics"]
+        s = scrape(hub)
+        for abi, n in queues.items():
+            assert get(s, "fleetwatch_farm_queue", source="piw", abi=abi) == n
+        assert get(s, "fleetwatch_source_up", source="piw", kind="piwheels") == 1
+        jobs = {j["id"]: j for j in hub.get("/api/jobs")}
+        for result in ("done", "failed"):
+            expected = sum(j["state"] == result for j in jobs.values())
+            got = sum(
+                v
+                for (name, labels), v in s.items()
+                if name == "fleetwatch_jobs_finished_total" and ("result", result) in labels
+            )
+            assert got == expected, (result, got, expected)
+        assert get(s, "fleetwatch_jobs", source="piw", state="running") == sum(
+            j["state"] == "running" for j in jobs.values()
+        )
+    finally:
+        master.stop()
