@@ -566,26 +566,71 @@ def test_a_job_that_runs_its_life_within_one_batch_is_put_once_in_its_last_state
     assert len(sink.log) == 2  # published once
 
 
-def test_hosts_are_published_at_most_every_hosts_every_seconds_jobs_at_once() -> None:
-    """Guards the source's rate limit on host changes (their counters move with every
-    job): jobs go out on every publish, hosts only when due or on publish_hosts()."""
+def test_host_stats_wait_for_hosts_every_but_counters_go_with_their_jobs_issue12() -> None:
+    """Guards the source's rate limit on host *stats* (a busy cluster sends many) and that a
+    host's *counters* go out in the same publish as the jobs they count, with the totals
+    (issue 12: one snapshot's numbers agree)."""
     sink, clock = RecordingSink(), FakeClock()
     cluster = Cluster(SOURCE, sink, clock=clock, deferred=True, hosts_every=0.1)
+    totals: list[dict[str, float]] = []
+    cluster.on_totals = totals.append
     cluster.apply(MonStats(1, "Name:h1\nIP:10.0.0.1\nMaxJobs:4\n"))
     cluster.publish()
     assert sink.node("h1") is not None  # the first publish is due
     cluster.apply(MonGetCS("a.c", 0, 1, 1))
     clock.now += 0.05
     cluster.publish()
-    assert sink.job(1).state == "waiting"  # the job at once...
-    assert sink.node("h1").metrics["requested"] == 0  # type: ignore[union-attr]
-    assert cluster.hosts_pending  # ...the host when due
+    assert sink.job(1).state == "waiting"  # the job at once, and its host's counter
+    assert sink.node("h1").metrics["requested"] == 1  # type: ignore[union-attr]
+    assert totals[-1]["waiting_jobs"] == 1
+    assert not cluster.hosts_pending
+    cluster.apply(MonStats(1, "Load:300\n"))  # stats only: when due
+    cluster.publish()
+    assert cluster.hosts_pending
+    assert sink.node("h1").metrics.get("load") != 300  # type: ignore[union-attr]
     clock.now += 0.06
     cluster.publish()
     assert not cluster.hosts_pending
-    assert sink.node("h1").metrics["requested"] == 1  # type: ignore[union-attr]
+    assert sink.node("h1").metrics["load"] == 300  # type: ignore[union-attr]
     cluster.apply(MonJobBegin(1, 0, 1))
     cluster.publish()
-    assert cluster.hosts_pending
-    cluster.publish_hosts()  # the source's timer
     assert sink.node("h1").metrics["jobs"] == 1  # type: ignore[union-attr]
+    assert totals[-1]["active_jobs"] == totals[-1]["running_jobs"] == 1
+    assert totals[-1]["waiting_jobs"] == 0
+
+
+@pytest.mark.parametrize("hosts_every", [0.0, 0.1, 10.0])
+def test_every_published_state_agrees_with_itself_issue12(hosts_every: float) -> None:
+    """After each publish (what the source does after each read, so one commit of the hub),
+    the totals agree with the job list and the hosts' counters of the same moment: the
+    issue saw active_jobs wrong in 18 of 60 snapshots, and the hosts' "done" above the
+    cluster's."""
+    sink, clock = RecordingSink(), FakeClock()
+    cluster = Cluster(SOURCE, sink, clock=clock, deferred=True, hosts_every=hosts_every)
+    published: list[dict[str, float]] = [cluster.summary()]
+    cluster.on_totals = published.append
+    checked = 0
+    for _, when, msg in session():
+        clock.now = when
+        cluster.apply(msg)
+        cluster.publish()
+        totals = published[-1]
+        jobs = sink.jobs().values()
+        live = {s: sum(j.state == s for j in jobs) for s in ("waiting", "running", "local")}
+        assert totals["waiting_jobs"] == live["waiting"]
+        assert totals["running_jobs"] == live["running"]
+        assert totals["local_now"] == live["local"]
+        assert totals["active_jobs"] == live["running"] + live["local"]
+        nodes = sink.nodes().values()
+        for counter in ("jobs_done", "jobs_failed", "local_jobs", "local_done"):
+            # Hosts that left take their counts with them; none counts more than the total.
+            assert sum(n.metrics[counter] for n in nodes) <= totals[counter], counter
+        assert sum(n.metrics["jobs"] for n in nodes) <= live["running"]
+        finished = [j for j in jobs if j.state in ("done", "failed")]
+        unknown = [j for j in finished if j.metrics.get("result_unknown")]
+        assert all(j.state == "done" and j.client == j.server for j in unknown)
+        assert len(unknown) == totals["local_done"]  # no job left the ring here
+        assert sum(j.state == "failed" for j in finished) <= totals["jobs_failed"]
+        checked += 1
+    assert checked > 100
+    assert published[-1]["local_done"] == 3

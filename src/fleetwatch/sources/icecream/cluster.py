@@ -63,6 +63,7 @@ _COUNTERS = (
     "jobs_done",
     "jobs_failed",
     "local_jobs",
+    "local_done",
     "requested",
     "busy_msec",
     "bytes_in",
@@ -93,6 +94,8 @@ class _Host:
     counters: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
     since: float = 0.0
     blocked: bool = False
+    stats_at: float = 0.0
+    """When the scheduler last sent this host's stats (its load is as of then)."""
     labels: dict[str, str] = field(default_factory=dict)
     """Derived from ``stats`` when they change (not on every counter bump)."""
     metrics: dict[str, float] = field(default_factory=dict)
@@ -177,6 +180,7 @@ class Cluster:
                 "jobs_done",
                 "jobs_failed",
                 "local_jobs",
+                "local_done",
                 "busy_msec",
                 "bytes_in",
                 "bytes_out",
@@ -186,6 +190,13 @@ class Cluster:
             0,
         )
         self.messages = 0
+        self.on_totals: Callable[[dict[str, float]], None] | None = None
+        """Called by :meth:`publish` with :meth:`summary` when a counter changed, in the
+        same synchronous step as the jobs and hosts it counts, so they are committed
+        together and one snapshot's numbers agree (issue 12)."""
+        self._counted: set[str] = set()
+        """Hosts whose counters changed since the last publish (sent with the jobs)."""
+        self._totals_dirty = False
 
     # -- the dispatcher ---------------------------------------------------------------------
 
@@ -222,6 +233,7 @@ class Cluster:
         self.ids[msg.hostid] = name
         # A snapshot or login STATS lacks LoadAvg*/FreeMem: keep the last known ones.
         host.stats.update(stats)
+        host.stats_at = self.clock()
         host.address = stats.get("IP", host.address)
         _derive(host)
         self._put_host(host)
@@ -249,6 +261,7 @@ class Cluster:
             job.metrics["queue_msec"] = wait
             self.totals["queue_msec"] += wait
             self.totals["queued"] += 1
+        self._totals_dirty = True
         self._count(job.server, "jobs", 1)
         self._put_job(job)
 
@@ -277,8 +290,9 @@ class Cluster:
             if counters is not None:
                 counters["jobs"] = max(0, counters["jobs"] - 1)
                 _add_finished(counters, msg)
-                self._put_host(self.hosts[server])
+                self._put_counted(self.hosts[server])
         _add_finished(self.totals, msg)
+        self._totals_dirty = True
         self._put_job(job)
 
     def _local_begin(self, msg: MonLocalJobBegin) -> None:
@@ -295,9 +309,14 @@ class Cluster:
         job = self.jobs.pop(msg.job_id, None)
         if job is None:
             return
+        # The protocol carries no exit code for a local job: it finished, and nobody
+        # knows how. ``done`` with ``result_unknown`` — never shown as a success.
         job.state, job.ended = "done", self.clock()
+        job.metrics["result_unknown"] = 1
         if job.started is not None:
             job.metrics["real_msec"] = (job.ended - job.started) * 1000
+        self.totals["local_done"] += 1
+        self._count(job.client, "local_done", 1)
         self._put_job(job)
 
     _handlers: dict[type, Callable[[Cluster, Any], None]] = {
@@ -328,10 +347,11 @@ class Cluster:
                 known = self.hosts[name] = _Host(name=name, hostid=-1, since=self.clock())
                 gone = self._retired.pop(name, None)
                 if gone is not None:  # keep what was known of it (address, stats, counters)
-                    known.address, known.stats, known.counters = (
+                    known.address, known.stats, known.counters, known.stats_at = (
                         gone.address,
                         gone.stats,
                         gone.counters,
+                        gone.stats_at,
                     )
                     known.counters["jobs"] = 0
                     _derive(known)
@@ -353,19 +373,55 @@ class Cluster:
         return host.counters if host is not None else None
 
     def _count(self, name: str, counter: str, delta: float) -> None:
+        self._totals_dirty = True
         host = self.hosts.get(name)
         if host is not None:
             host.counters[counter] += delta
-            self._put_host(host)
+            self._put_counted(host)
+
+    def _put_counted(self, host: _Host) -> None:
+        """A host whose counters changed: with ``deferred`` it goes out with the jobs."""
+        if self.deferred:
+            self._counted.add(host.name)
+        else:
+            self._emit_host(host)
 
     def publish(self) -> None:
-        """Send the jobs changed since the last call, and the hosts when they are due
-        (with ``deferred``)."""
+        """Send the jobs changed since the last call, with the hosts and totals that
+        count them; other host changes (stats) when they are due (with ``deferred``)."""
         jobs, self._dirty_jobs = self._dirty_jobs, {}
         for job in jobs.values():
             self._emit_job(job)
+        counted, self._counted = self._counted, set()
+        for name in counted:
+            host = self.hosts.get(name)
+            if host is not None:
+                self._dirty.discard(name)
+                self._emit_host(host)
+        if self._totals_dirty:
+            self._totals_dirty = False
+            if self.on_totals is not None:
+                self.on_totals(self.summary())
         if self._dirty and self.clock() - self._hosts_at >= self.hosts_every:
             self.publish_hosts()
+
+    def summary(self) -> dict[str, float]:
+        """``source.info.totals``: the cumulative counters of this session (since the
+        hub connected to the scheduler) and the jobs of each state now. Every name is
+        defined in docs/architecture.md (Counters)."""
+        totals = dict(self.totals)
+        queued = totals.pop("queued")
+        totals["avg_queue_msec"] = totals.pop("queue_msec") / queued if queued else 0.0
+        finished = totals["jobs_done"] + totals["jobs_failed"]
+        totals["avg_msec"] = totals["busy_msec"] / finished if finished else 0.0
+        now = dict.fromkeys(("waiting", "running", "local"), 0)
+        for j in self.jobs.values():
+            now[j.state] = now.get(j.state, 0) + 1
+        totals["waiting_jobs"] = now["waiting"]
+        totals["running_jobs"] = now["running"]
+        totals["local_now"] = now["local"]
+        totals["active_jobs"] = now["running"] + now["local"]
+        return totals
 
     @property
     def hosts_pending(self) -> bool:
@@ -394,6 +450,9 @@ class Cluster:
             **counters,
             "avg_msec": counters["busy_msec"] / done if done else 0.0,
         }
+        if host.blocked and self.ids.get(host.hostid) != host.name and host.stats_at:
+            # Blocked and dropped by the scheduler: its load is the last it sent.
+            metrics["stale_since"] = host.stats_at
         labels = host.labels
         if host.hostid >= 0 and labels.get("hostid") != str(host.hostid):
             labels = host.labels = {**labels, "hostid": str(host.hostid)}

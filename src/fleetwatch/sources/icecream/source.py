@@ -45,7 +45,6 @@ BLOCKS_EVERY = 10.0
 BLOCKS_RETRY = 2.0
 HOSTS_EVERY = 0.1
 """Seconds between publishes of changed hosts (the hub commits every 0.1 s anyway)."""
-STATS_EVERY = 1.0
 
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec(name="block", title="Block host", targets=("node",), confirm=True, hotkey="b"),
@@ -145,11 +144,9 @@ class IcecreamSource(Source):
                     "scheduler_version": sched.version or None,
                 },
             )
+            cluster.on_totals = self._publish_totals
             loop = asyncio.get_running_loop()
-            tasks = [
-                loop.create_task(self._poll_blocks(writer)),
-                loop.create_task(self._publish_totals()),
-            ]
+            tasks = [loop.create_task(self._poll_blocks(writer))]
 
             def flush_hosts() -> None:
                 nonlocal hosts_later
@@ -238,26 +235,13 @@ class IcecreamSource(Source):
                 )
             self._refresh_blocks.clear()
 
-    async def _publish_totals(self) -> None:
-        last: dict[str, Any] = {}
-        while True:
-            await asyncio.sleep(STATS_EVERY)
-            if self.cluster is None:
-                continue
-            totals = dict(self.cluster.totals)
-            queued = totals.pop("queued")
-            totals["avg_queue_msec"] = totals.pop("queue_msec") / queued if queued else 0.0
-            finished = totals["jobs_done"] + totals["jobs_failed"]
-            totals["avg_msec"] = totals["busy_msec"] / finished if finished else 0.0
-            waiting = sum(1 for j in self.cluster.jobs.values() if j.state == "waiting")
-            totals["active_jobs"] = len(self.cluster.jobs) - waiting
-            totals["waiting_jobs"] = waiting
-            if totals != last:
-                current = self.sink.get("source", self.name)
-                info = dict(getattr(current, "info", {}) or {})
-                info["totals"] = totals
-                self.sink.status("online", error=None, info=info)
-                last = totals
+    def _publish_totals(self, totals: dict[str, float]) -> None:
+        """``source.info.totals``, put with the jobs and hosts it counts (Cluster.publish)."""
+        current = self.sink.get("source", self.name)
+        info = dict(getattr(current, "info", {}) or {})
+        if info.get("totals") != totals:
+            info["totals"] = totals
+            self.sink.status("online", error=None, info=info)
 
     async def blocked_hosts(self) -> list[str]:
         if self._textport is None:
