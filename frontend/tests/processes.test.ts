@@ -5,7 +5,8 @@ import {
   countStates,
   coverage,
   downSeconds,
-  liveDescription,
+  addedDescription,
+  meaningfulStop,
   moveCursor,
   nextSort,
   parseGroupBy,
@@ -280,20 +281,30 @@ describe('state chips', () => {
   })
 })
 
-describe('liveDescription', () => {
-  const fmt = (s: number) => `${Math.floor(s)}s`
-  it("redraws supervisord's running description with the live uptime", () => {
-    const p = proc('s', 'g', 'n', 'RUNNING', { description: 'pid 42, uptime 0:00:08' })
-    expect(liveDescription(p, 125, fmt)).toBe('pid 42, uptime 125s')
-    const days = proc('s', 'g', 'n', 'RUNNING', { description: 'pid 42, uptime 3 days, 1:02:03' })
-    expect(liveDescription(days, 9, fmt)).toBe('pid 42, uptime 9s')
+describe('addedDescription (issue 12: the column adds to PID and uptime)', () => {
+  it("drops supervisord's running description, which the PID and uptime columns already say", () => {
+    expect(addedDescription(proc('s', 'g', 'n', 'RUNNING', { description: 'pid 42, uptime 0:00:08' }))).toBe('')
+    expect(addedDescription(proc('s', 'g', 'n', 'RUNNING', { description: 'pid 42, uptime 3 days, 1:02:03' }))).toBe('')
   })
-  it('keeps other descriptions, and prefers the spawn error', () => {
-    expect(liveDescription(proc('s', 'g', 'n', 'STOPPED', { description: 'Not started' }), null, fmt)).toBe('Not started')
-    expect(liveDescription(proc('s', 'g', 'n', 'RUNNING', { description: 'pid 42, uptime 0:00:08' }), null, fmt)).toBe(
-      'pid 42, uptime 0:00:08',
+  it('keeps what adds something, and prefers the spawn error', () => {
+    expect(addedDescription(proc('s', 'g', 'n', 'STOPPED', { description: 'Not started' }))).toBe('Not started')
+    expect(addedDescription(proc('s', 'g', 'n', 'BACKOFF', { description: 'Exited too quickly (process log may have details)' }))).toBe(
+      'Exited too quickly (process log may have details)',
     )
-    expect(liveDescription(proc('s', 'g', 'n', 'FATAL', { spawnerr: 'no such file' }), null, fmt)).toBe('no such file')
+    expect(addedDescription(proc('s', 'g', 'n', 'FATAL', { spawnerr: 'no such file' }))).toBe('no such file')
+  })
+})
+
+describe('meaningfulStop', () => {
+  it('hides a stop time that is not before the current start of a running process', () => {
+    expect(meaningfulStop({ state: 'RUNNING', started: 100, stopped: 100 })).toBeNull()
+    expect(meaningfulStop({ state: 'RUNNING', started: 100, stopped: 0 })).toBeNull()
+    expect(meaningfulStop({ state: 'RUNNING', started: 100, stopped: 50 })).toBe(50)
+  })
+  it('shows when a stopped process stopped', () => {
+    expect(meaningfulStop({ state: 'STOPPED', started: 100, stopped: 100 })).toBe(100)
+    expect(meaningfulStop({ state: 'EXITED', started: 100, stopped: 160 })).toBe(160)
+    expect(meaningfulStop({ state: 'STOPPED', started: 0, stopped: 0 })).toBeNull()
   })
 })
 

@@ -57,12 +57,30 @@ const SUPERVISOR_RUNNING = /^pid (\d+), uptime (?:\d+ days?, )?\d+:\d\d:\d\d$/
  * The description to show: supervisord's own "pid N, uptime H:MM:SS" is a snapshot taken
  * when the state last changed, so it is redrawn with the live uptime; anything else as is.
  */
-export function liveDescription(p: Process, uptime: number | null, fmt: (s: number) => string): string {
+/**
+ * The Description column: supervisord's description only where it adds to the PID and
+ * uptime columns beside it (issue 12). A running process's "pid N, uptime H:MM:SS" says
+ * nothing more, so the cell is empty; a spawn error, "Exited too quickly (process log may
+ * have details)", a stop time or "Not started" are kept.
+ */
+export function addedDescription(p: Process): string {
   if (p.spawnerr) return p.spawnerr
-  const m = SUPERVISOR_RUNNING.exec(p.description)
-  if (m && uptime !== null) return `pid ${m[1]}, uptime ${fmt(uptime)}`
+  if (SUPERVISOR_RUNNING.test(p.description)) return ''
   return p.description
 }
+
+/**
+ * When the process last stopped, if that means something: not for a process that never
+ * stopped (supervisord reports 0), nor, for a running one, a stop time at or after its
+ * current start (what a process that never stopped showed as "Stopped").
+ */
+export function meaningfulStop(p: Pick<Process, 'state' | 'started' | 'stopped'>): number | null {
+  if (!p.stopped) return null
+  if (RUNNING_LIKE.has(p.state) && (!p.started || p.stopped >= p.started)) return null
+  return p.stopped
+}
+
+const RUNNING_LIKE = new Set(['STARTING', 'RUNNING', 'BACKOFF', 'STOPPING'])
 
 // -- sorting -----------------------------------------------------------------------------
 
