@@ -145,6 +145,7 @@ class IcecreamSource(Source):
                 },
             )
             cluster.on_totals = self._publish_totals
+            self._publish_totals(cluster.summary())  # all zero: a new session counts anew
             loop = asyncio.get_running_loop()
             tasks = [loop.create_task(self._poll_blocks(writer))]
 
