@@ -90,8 +90,52 @@ def test_overview_card_and_cluster_page_agree_and_a_local_job_is_not_done(
     tid(page, "cluster-tab-jobs").click()
     expect(tid(page, "job-state-done").locator(".n")).to_have_text(done)
     link = page.locator('[data-testid="job-row"]', has_text="obj/prog").first
-    expect(link.locator(".c-state .st")).to_have_text("result unknown")
+    expect(link.locator(".c-state .st")).to_have_text("unknown")
     expect(link.locator(".c-state .st")).to_have_attribute(
         "title", "finished (local, result unknown)"
     )
     screenshot(page, "counters-jobs")
+
+
+def test_a_job_opens_its_details_and_a_host_its_recent_jobs(
+    page: Page, hub: tuple[HubServer, IcecreamCluster]
+) -> None:
+    server, cluster = hub
+    codes = cluster.compile(2, 2, fail=True)
+    assert codes[-1] != 0
+    broken = wait_for(
+        lambda: next(
+            (
+                j
+                for j in server.get("/api/jobs")
+                if j["file"].endswith("broken.c") and j["state"] == "failed"
+            ),
+            None,
+        ),
+        60,
+        "the failed compile in the hub",
+    )
+    page.goto(f"{server.url}/#/cluster?tab=jobs")
+    row = page.locator(f'[data-testid="job-row"][data-id="{broken["id"]}"]')
+    row.locator(".c-file").click()
+    details = tid(page, "job-details")
+    expect(details).to_be_visible()
+    expect(tid(details, "job-detail-file")).to_have_text(broken["file"])
+    expect(tid(details, "job-detail-server")).to_have_text(broken["server"])
+    code = int(broken["metrics"]["exitcode"])
+    expect(tid(details, "job-detail-exit")).to_contain_text(f"{code} · ")
+    expect(tid(details, "job-detail-in")).to_contain_text("compressed /")
+    assert f"job={broken['id'].replace('#', '%23')}" in page.url
+    screenshot(page, "job-details")
+    page.keyboard.press("Escape")
+    expect(details).to_have_count(0)
+
+    host = broken["server"]
+    page.goto(f"{server.url}/#/cluster?tab=hosts&host={SOURCE}/{host}")
+    summary = tid(page, "host-history")
+    node = server.get(f"/api/nodes/{SOURCE}/{host}")
+    failed_here = sum(
+        j["server"] == host and j["state"] == "failed" for j in server.get("/api/jobs")
+    )
+    assert node["metrics"]["jobs_failed"] >= failed_here >= 1
+    expect(summary).to_contain_text(f"{failed_here} failed")
