@@ -209,3 +209,28 @@ def test_config_keys(tmp_path: Any) -> None:
         assert err.value.key is not None
         assert key in err.value.key
         assert err.value.line == 2
+
+
+# -- the shell prints a flapping note's updates at most once a minute ----------------
+
+
+def test_shell_prints_a_flapping_note_with_its_count_not_every_update(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fleetwatch.cli import shell
+
+    note = {"id": "n1", "ts": 0.0, "severity": "warning", "title": "p flapping", "text": "t"}
+    flapping = {**note, "kind": "flapping", "count": 7}
+    assert "p flapping \u00d77 [warning]" in shell.note_text(flapping)
+    assert "\u00d7" not in shell.note_text(note)
+
+    now = [100.0]
+    monkeypatch.setattr(shell.time, "monotonic", lambda: now[0])
+    sh = shell.Shell.__new__(shell.Shell)  # only the printing rule: no mirror, no prompt
+    sh._told = {}
+    assert sh._worth_printing(flapping)
+    now[0] += 1
+    assert not sh._worth_printing({**flapping, "count": 8, "updated": True})
+    assert sh._worth_printing(note)  # other notes are always printed
+    now[0] += shell.FLAP_REPRINT
+    assert sh._worth_printing({**flapping, "count": 30, "updated": True})
