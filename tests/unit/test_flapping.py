@@ -234,3 +234,25 @@ def test_shell_prints_a_flapping_note_with_its_count_not_every_update(
     assert sh._worth_printing(note)  # other notes are always printed
     now[0] += shell.FLAP_REPRINT
     assert sh._worth_printing({**flapping, "count": 30, "updated": True})
+
+
+def test_an_operators_restarts_count_once_each() -> None:
+    clock = Clock()
+    rules = NotificationRules(flap_changes=5, flap_window=60, clock=clock)
+    notes: list[Notification] = []
+    old = proc("RUNNING")
+    for _ in range(4):  # four restarts in a few seconds: STOPPING, STOPPED, STARTING, RUNNING
+        for state in ("STOPPING", "STOPPED", "STARTING", "RUNNING"):
+            clock.now += 0.5
+            new = proc(state)
+            notes += rules.derive(old, new)
+            old = new
+    assert notes == []
+    assert rules.flapping == {}
+    # a fifth within the window makes five counted changes: that is flapping
+    for state in ("STOPPING", "STOPPED", "STARTING", "RUNNING"):
+        clock.now += 0.5
+        new = proc(state)
+        notes += rules.derive(old, new)
+        old = new
+    assert [n.kind for n in notes] == ["flapping"]

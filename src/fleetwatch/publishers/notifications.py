@@ -6,10 +6,11 @@ a process that leaves the running group without being stopped is news, while one
 stopped by an operator is not.
 
 Flapping (issue 12): a process that changes state ``flap_changes`` times within
-``flap_window`` seconds gets ONE ``kind="flapping"`` note instead of one note per
-change. While it flaps each further change re-sends that note with the same ``id``,
-a new ``ts`` and a growing ``count`` (``updated=True``), and its per-change notes are
-suppressed. Once it has been quiet (no state change) for ``flap_window`` seconds,
+``flap_window`` seconds (stops, and starts from STOPPED, are an operator's doing and not
+counted) gets ONE ``kind="flapping"`` note instead of one note per change. While it
+flaps each further change re-sends that note with the same ``id``, a new ``ts`` and a
+growing ``count`` (``updated=True``), and its per-change notes are suppressed. Once it
+has been quiet (no state change) for ``flap_window`` seconds,
 :meth:`NotificationRules.tick` (called periodically by the hub) gives one
 ``kind="stable"`` note and the process is watched afresh.
 """
@@ -114,6 +115,19 @@ class _Flap:
     process: Process
 
 
+OPERATOR_STATES = frozenset({"STOPPING", "STOPPED"})
+"""States only an operator's stop leads to (or from, for STOPPED): not flapping."""
+
+
+def _counts(old: Process, new: Process) -> bool:
+    """Is this a state change that flapping counts? Not a stop, nor a start from STOPPED:
+    an operator's restart (STOPPING, STOPPED, STARTING, RUNNING) counts once, a
+    process that exits and is restarted by supervisord each of its changes."""
+    if old.state == new.state:
+        return False
+    return new.state not in OPERATOR_STATES and old.state != "STOPPED"
+
+
 def _where(p: Process) -> str:
     return f"{p.group}:{p.name} on {p.source}"
 
@@ -151,7 +165,7 @@ class NotificationRules:
     def derive(self, old: Entity | None, new: Entity) -> Iterator[Notification]:
         if isinstance(new, Process):
             before = old if isinstance(old, Process) else None
-            if before is not None and before.state != new.state and self.flap_changes > 0:
+            if before is not None and _counts(before, new) and self.flap_changes > 0:
                 flap = self._flap(new)
                 if flap is not None:
                     yield flap
