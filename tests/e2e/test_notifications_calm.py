@@ -163,6 +163,26 @@ def collapse_past_three(page: Page, supervisors: Supervisors, hub_server: HubSer
     expect(tid(page, "view-notifications")).to_be_visible()
     expect(tid(page, "note-row").filter(has_text="failed")).to_have_count(6)
     expect(tid(page, "toast")).to_have_count(0)
+    # A row's mute menu fits the screen, and nothing scrolls sideways.
+    row = tid(page, "note-row").first
+    tid(row, "mute-open").click()
+    menu = tid(row, "mute-menu")
+    expect(menu).to_be_visible()
+    box = menu.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= width
+    sideways = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert sideways <= 0
+    screenshot(page, f"notifications-mute-menu-{width}")
+    page.keyboard.press("Escape")
+    expect(menu).to_have_count(0)
+    tid(row, "mute-open").click()
+    tid(menu, "mute-group-1h").click()
+    expect(tid(page, "mute-item")).to_have_count(1)
+    expect(tid(page, "note-row").and_(page.locator('[data-muted="yes"]'))).to_have_count(1)
 
 
 def test_past_three_toasts_collapse_into_more(
