@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import get_json, no_interrupts  # noqa: E402
+from _common import get_json, no_interrupts
 
 
 def free_port() -> int:
