@@ -85,6 +85,12 @@ class Subscription:
                 self._wake.set()
                 return
             self._deltas += 1
+        elif item.updated:
+            # A flapping note re-sent while its last copy still waits: send the newest once.
+            for i, queued in enumerate(self._items):
+                if isinstance(queued, Notification) and queued.id == item.id:
+                    del self._items[i]
+                    break
         self._items.append(item)
         self._wake.set()
 

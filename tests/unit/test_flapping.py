@@ -177,7 +177,8 @@ async def test_hub_history_holds_the_flapping_note_once() -> None:
         assert flapping[0].count == 9  # every change but the first put (no old state)
         assert hub.notes[-1] is flapping[0]
         pushed = [i for i in await sub.next() if isinstance(i, Notification)]
-        assert [n.count for n in pushed if n.kind == "flapping"] == list(range(3, 10))
+        # Not read meanwhile: the subscriber gets the newest copy once.
+        assert [n.count for n in pushed if n.kind == "flapping"] == [9]
         # The periodic check tells "stable again" once quiet for flap_window.
         clock.now += 0.6
         with anyio.fail_after(15):
@@ -256,3 +257,18 @@ def test_an_operators_restarts_count_once_each() -> None:
         notes += rules.derive(old, new)
         old = new
     assert [n.kind for n in notes] == ["flapping"]
+
+
+def test_a_subscriber_behind_gets_the_newest_copy_once() -> None:
+    hub = make_hub(flap_changes=3, flap_window=60)
+    clock = Clock()
+    hub.rules.clock = clock
+    sub = hub.subscribe()
+    for state in ["RUNNING", "EXITED"] * 6:
+        clock.now += 0.01
+        hub._put(proc(state))
+    queued = [i for i in sub._items if isinstance(i, Notification)]
+    flapping = [n for n in queued if n.kind == "flapping"]
+    assert len(flapping) == 1
+    assert flapping[0].count == 11
+    assert queued[-1] is flapping[0]  # at the end, where the newest copy came
