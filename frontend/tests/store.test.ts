@@ -287,4 +287,23 @@ describe('FleetStore notes', () => {
     store.setNotes([note('e', 50), note('a', 10)])
     expect(store.notes.value.map((n) => n.id)).toEqual(['b', 'c', 'd', 'e'])
   })
+
+  it('an updated note (a flapping count) replaces the one of its id, once, at the end', () => {
+    const store = new FleetStore(new FakeScheduler(), 10, 10)
+    const heard: (number | undefined)[] = []
+    store.onNote((n) => heard.push(n.count))
+    store.addNote({ ...note('f', 10), kind: 'flapping', count: 5 })
+    store.addNote(note('x', 11))
+    store.addNote({ ...note('f', 12), kind: 'flapping', count: 6, updated: true })
+    store.addNote({ ...note('f', 12), kind: 'flapping', count: 6, updated: true }) // a replay: the same note again
+    store.addNote({ ...note('f', 11), kind: 'flapping', count: 9 }) // not an update: ignored
+    expect(store.notes.value.map((n) => [n.id, n.count])).toEqual([
+      ['x', undefined],
+      ['f', 6],
+    ])
+    expect(heard).toEqual([5, undefined, 6, 6])
+    // a fetched copy newer than the streamed one wins
+    store.setNotes([{ ...note('f', 20), kind: 'flapping', count: 11, updated: true }])
+    expect(store.notes.value.find((n) => n.id === 'f')?.count).toBe(11)
+  })
 })

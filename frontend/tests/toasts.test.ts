@@ -137,3 +137,35 @@ describe('Toaster', () => {
     expect(toaster.toasts.value).toBe(before)
   })
 })
+
+describe('Toaster, collapsing and in-place updates', () => {
+  it('keeps 3 by default and collapses the rest into "+N more"', () => {
+    const toaster = new Toaster(undefined, 1000, () => 0, () => null)
+    for (let i = 1; i <= 7; i++) toaster.show(`p${i} exited`, { key: `note:p${i}`, severity: 'warning' })
+    expect(toaster.toasts.value.map((t) => t.title)).toEqual(['p5 exited', 'p6 exited', 'p7 exited'])
+    expect(toaster.overflow.value).toBe(4)
+  })
+
+  it('a count given (a flapping note) replaces the coalesced count; the note rides along', () => {
+    const toaster = new Toaster(3, 1000, () => 0, () => null)
+    const note = { id: 'n7', ts: 1, severity: 'warning', source: 's', subject: { kind: 'process', id: 's:g:p' }, title: 'p flapping', text: '', kind: 'flapping', count: 5 }
+    const first = toaster.show('p flapping', { key: 'note:s:g:p', count: 5, note })
+    const again = toaster.show('p flapping', { key: 'note:s:g:p', count: 7, note: { ...note, count: 7, updated: true } })
+    expect(again.id).toBe(first.id)
+    expect(toaster.toasts.value).toHaveLength(1)
+    expect(again.count).toBe(7)
+    expect(again.note?.count).toBe(7)
+  })
+
+  it('dismissWhere drops the toasts picked (a muted subject) and resets the overflow when empty', () => {
+    const toaster = new Toaster(2, 1000, () => 0, () => null)
+    toaster.show('a', { key: 'note:a' })
+    toaster.show('b', { key: 'note:b' })
+    toaster.show('c', { key: 'note:c' })
+    toaster.dismissWhere((t) => t.key === 'note:b')
+    expect(toaster.toasts.value.map((t) => t.key)).toEqual(['note:c'])
+    expect(toaster.overflow.value).toBe(1)
+    toaster.dismissWhere(() => true)
+    expect(toaster.overflow.value).toBe(0)
+  })
+})

@@ -53,6 +53,11 @@ class HubConfig:
     """How many deltas are kept for clients that resume with ``since``."""
     finished_jobs: int = 1_000
     """How many finished jobs are kept for timelines."""
+    flap_changes: int = 5
+    """State changes of one process within ``flap_window`` that make it flapping: one
+    updated "flapping" note instead of a note per change (0: no flap detection)."""
+    flap_window: float = 60.0
+    """Seconds for ``flap_changes``; also the quiet time after which it is stable again."""
     root_path: str = ""
     """Sub-path when served behind a reverse proxy, e.g. ``/fleet``."""
     allowed_hosts: tuple[str, ...] = ()
@@ -414,6 +419,13 @@ def _count(minimum: int) -> _Conv:
     return conv
 
 
+def _flap_changes(value: object) -> int:
+    count = int(_count(0)(value))
+    if count == 1:
+        raise _Invalid("must be 0 (off) or at least 2, not 1")
+    return count
+
+
 def _listen(value: object) -> str:
     text = _string(value)
     try:
@@ -560,6 +572,8 @@ _HUB_KEYS: dict[str, _Conv] = {
     "tls_cert": _nonempty,
     "tls_key": _nonempty,
     "trusted_proxies": _strings("proxy address"),
+    "flap_changes": _flap_changes,
+    "flap_window": _seconds,
 }
 _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "kind": _string,

@@ -85,6 +85,12 @@ class Subscription:
                 self._wake.set()
                 return
             self._deltas += 1
+        elif item.updated:
+            # A flapping note re-sent while its last copy still waits: send the newest once.
+            for i, queued in enumerate(self._items):
+                if isinstance(queued, Notification) and queued.id == item.id:
+                    del self._items[i]
+                    break
         self._items.append(item)
         self._wake.set()
 
@@ -174,7 +180,10 @@ class Hub:
         )
         self.batch_interval = config.hub.batch_interval
         self.max_backlog = max_backlog
-        self.rules = NotificationRules()
+        self.rules = NotificationRules(
+            flap_changes=config.hub.flap_changes, flap_window=config.hub.flap_window
+        )
+        self._flap_task: asyncio.Task[None] | None = None
         self.notes: deque[Notification] = deque(maxlen=note_history)
         self._factories = factories if factories is not None else default_factories()
         self._runners: dict[str, SourceRunner] = {}
@@ -234,6 +243,10 @@ class Hub:
 
     async def start(self) -> None:
         self._started = True
+        if self._flap_task is None and self.rules.flap_changes > 0:
+            self._flap_task = asyncio.get_running_loop().create_task(
+                self._flap_watch(), name="flap-watch"
+            )
         for name in self._runners:
             if name not in self._tasks:
                 self._start_one(name)
@@ -246,6 +259,11 @@ class Hub:
 
     async def stop(self) -> None:
         self._started = False
+        if self._flap_task is not None:
+            self._flap_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flap_task
+            self._flap_task = None
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()
@@ -277,11 +295,26 @@ class Hub:
     def _delete(self, kind: Kind, id: str) -> bool:
         if not self.fleet.delete(kind, id):
             return False
+        if kind == "process":
+            self.rules.forget(id)
         self._changed()
         return True
 
+    async def _flap_watch(self) -> None:
+        """Tell when flapping processes are stable again (a cheap periodic check)."""
+        period = max(0.05, min(1.0, self.rules.flap_window / 10))
+        while True:
+            await asyncio.sleep(period)
+            self._noted(self.rules.tick())
+
     def _noted(self, notes: Iterable[Notification]) -> None:
         for note in notes:
+            if note.updated:
+                # A flapping note re-sent: the history holds it once, at its newest.
+                for i, kept in enumerate(self.notes):
+                    if kept.id == note.id:
+                        del self.notes[i]
+                        break
             self.notes.append(note)
             for sub in list(self._subscriptions):
                 sub.push(note)

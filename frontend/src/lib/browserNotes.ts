@@ -1,6 +1,7 @@
 // Optional browser notifications for warnings and errors, when the page is not in view.
 
 import { ref } from 'vue'
+import { mutes } from './mutes'
 import type { Note } from './types'
 
 const KEY = 'fleetwatch.browserNotifications'
@@ -24,6 +25,7 @@ const lastShown = new Map<string, number>()
 export function notifyBrowser(note: Note): void {
   if (!browserNotes.value || !browserNotesSupported || Notification.permission !== 'granted') return
   if (document.visibilityState === 'visible' || note.severity === 'info') return
+  if (mutes.mutedBy(note)) return // muted or snoozed (lib/mutes.ts)
   const key = note.subject.id
   const now = Date.now()
   if (now - (lastShown.get(key) ?? 0) < 60000) return

@@ -95,15 +95,24 @@ export class FleetStore {
   }
 
   addNote(note: Note): void {
-    if (this.notes.value.some((n) => n.id === note.id)) return
-    const notes = this.notes.value.concat(note)
+    const known = this.notes.value.findIndex((n) => n.id === note.id)
+    if (known >= 0 && !(note.updated && note.ts >= this.notes.value[known].ts)) return
+    // An updated note (a flapping count) replaces the one with its id, at the end.
+    const kept = known >= 0 ? this.notes.value.filter((_, i) => i !== known) : this.notes.value
+    const notes = kept.concat(note)
     this.notes.value = notes.length > this.maxNotes ? notes.slice(-this.maxNotes) : notes
     for (const fn of this.listeners) fn(note)
   }
 
   setNotes(notes: Note[]): void {
     const known = new Set(this.notes.value.map((n) => n.id))
-    const merged = notes.filter((n) => !known.has(n.id)).concat(this.notes.value)
+    // A fetched note newer than the streamed one of its id (an updated count) wins.
+    const fetched = new Map(notes.map((n) => [n.id, n]))
+    const current = this.notes.value.map((n) => {
+      const f = fetched.get(n.id)
+      return f && f.ts > n.ts ? f : n
+    })
+    const merged = notes.filter((n) => !known.has(n.id)).concat(current)
     merged.sort((a, b) => a.ts - b.ts)
     this.notes.value = merged.slice(-this.maxNotes)
   }

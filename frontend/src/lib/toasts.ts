@@ -1,8 +1,10 @@
 // Toasts, coalesced: a toast for a subject that already has one on screen updates it
 // (count + latest text) instead of stacking another, so a flapping process shows one
-// toast that counts, never a flood. At most `maxVisible` show; the rest are summed up.
+// toast that counts, never a flood. At most `maxVisible` show; the rest are summed up
+// ("+N more", which opens the notifications page).
 
 import { shallowRef } from 'vue'
+import type { Note } from './types'
 
 export type Severity = 'info' | 'success' | 'warning' | 'error'
 
@@ -15,6 +17,8 @@ export interface Toast {
   count: number
   at: number
   expires: number
+  /** The notification it shows (its subject can be muted from the toast). */
+  note?: Note
 }
 
 export interface ToastOptions {
@@ -24,6 +28,9 @@ export interface ToastOptions {
   text?: string
   /** ms on screen after the last update; errors stay twice as long. */
   ttl?: number
+  /** The count to show, when the caller knows it (a flapping note's `count`). */
+  count?: number
+  note?: Note
 }
 
 export class Toaster {
@@ -34,7 +41,7 @@ export class Toaster {
   private timer: ReturnType<typeof setTimeout> | null = null
 
   constructor(
-    readonly maxVisible = 4,
+    readonly maxVisible = 3,
     readonly ttl = 5000,
     private readonly now: () => number = () => Date.now(),
     private readonly later: (fn: () => void, ms: number) => ReturnType<typeof setTimeout> | null = (fn, ms) =>
@@ -50,10 +57,20 @@ export class Toaster {
     const same = list.find((t) => t.key === key)
     let toast: Toast
     if (same) {
-      toast = { ...same, severity: worse(same.severity, severity), title, text: opts.text ?? '', count: same.count + 1, at: now, expires: now + ttl }
+      toast = {
+        ...same,
+        severity: worse(same.severity, severity),
+        title,
+        text: opts.text ?? '',
+        count: opts.count ?? same.count + 1,
+        at: now,
+        expires: now + ttl,
+        note: opts.note ?? same.note,
+      }
       this.toasts.value = list.map((t) => (t === same ? toast : t))
     } else {
-      toast = { id: this.nextId++, key, severity, title, text: opts.text ?? '', count: 1, at: now, expires: now + ttl }
+      toast = { id: this.nextId++, key, severity, title, text: opts.text ?? '', count: opts.count ?? 1, at: now, expires: now + ttl }
+      if (opts.note) toast.note = opts.note
       let next = list.concat(toast)
       if (next.length > this.maxVisible) {
         this.overflow.value += next.length - this.maxVisible
@@ -68,6 +85,13 @@ export class Toaster {
   dismiss(id: number): void {
     this.toasts.value = this.toasts.value.filter((t) => t.id !== id)
     if (this.toasts.value.length === 0) this.overflow.value = 0
+  }
+
+  /** Dismiss every toast `which` picks (those of a subject just muted). */
+  dismissWhere(which: (t: Toast) => boolean): void {
+    const left = this.toasts.value.filter((t) => !which(t))
+    if (left.length !== this.toasts.value.length) this.toasts.value = left
+    if (left.length === 0) this.overflow.value = 0
   }
 
   clear(): void {

@@ -122,6 +122,14 @@ export interface Note {
   subject: { kind: string; id: string }
   title: string
   text: string
+  /** Flap detection (issue 12): one `flapping` note updated in place, then one `stable`. */
+  kind?: 'flapping' | 'stable' | string
+  /** A flapping note's state changes so far. */
+  count?: number
+  /** When the flapping began (s). */
+  since?: number
+  /** This frame replaces the note with the same id. */
+  updated?: boolean
 }
 
 export interface NoteFrame extends Note {

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import math
 import os
 import shlex
 import sys
@@ -63,6 +64,8 @@ __all__ = [
 
 PROMPT = "fleetwatch> "
 ALIASES = {"refresh-status": "status"}
+FLAP_REPRINT = 60.0
+"""Seconds between two prints of one flapping note's updates (its count)."""
 _SECRET_WORDS = ("--token", "--password")
 
 STYLE = Style.from_dict(
@@ -139,7 +142,10 @@ def toolbar_text(live: Live) -> str:
 def _note_head(note: dict[str, Any]) -> str:
     ts = note.get("ts")
     when = time.strftime("%H:%M:%S", time.localtime(ts)) if isinstance(ts, int | float) else "--"
-    return f"{when} {note.get('title', '')}"
+    count = (
+        f" \u00d7{note['count']}" if note.get("kind") == "flapping" and note.get("count") else ""
+    )
+    return f"{when} {note.get('title', '')}{count}"
 
 
 def note_fragments(note: dict[str, Any]) -> list[tuple[str, str]]:
@@ -314,6 +320,8 @@ class Shell:
         self.history = history
         self._lock = threading.Lock()
         self._pending: list[dict[str, Any]] = []
+        self._told: dict[str, float] = {}
+        """When each flapping note was last printed (monotonic): see _on_event."""
         self._prompt_loop: asyncio.AbstractEventLoop | None = None
         self._version = 0
         self._cache: tuple[int, Live] = (-1, Live())
@@ -342,6 +350,8 @@ class Shell:
     def _on_event(self, event: Event) -> None:
         self._version += 1
         if event.type == "note" and event.note is not None:
+            if not self._worth_printing(event.note):
+                return
             with self._lock:
                 self._pending.append(event.note)
                 loop = self._prompt_loop
@@ -375,6 +385,17 @@ class Shell:
         return live
 
     # -- the main thread ---------------------------------------------------------------
+
+    def _worth_printing(self, note: dict[str, Any]) -> bool:
+        """A flapping note is re-sent at each change: print it at most once a minute."""
+        if note.get("kind") != "flapping":
+            return True
+        now = time.monotonic()
+        key = str(note.get("id"))
+        if note.get("updated") and now - self._told.get(key, -math.inf) < FLAP_REPRINT:
+            return False
+        self._told[key] = now
+        return True
 
     def _notes_at_prompt(self) -> None:
         """In the prompt's loop: print the pending notes above the prompt."""

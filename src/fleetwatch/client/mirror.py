@@ -160,6 +160,9 @@ class Mirror:
             self._tell(Event("delta", changes=tuple(changes)))
         elif t == "note":
             note = {k: v for k, v in frame.items() if k != "t"}
+            if note.get("updated"):  # a flapping note re-sent: keep it once
+                for kept in [n for n in self.notes if n.get("id") == note.get("id")]:
+                    self.notes.remove(kept)
             self.notes.append(note)
             self._tell(Event("note", note=note))
 
