@@ -7,6 +7,7 @@ dir, two supervisords, a ``fleetwatch collect`` process per supervisord and a hu
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -330,3 +331,59 @@ def test_silent_collector_marks_its_sources_offline(fleet: Fleet) -> None:
         assert hub.source("b")["status"] == "online"
     finally:
         stream.close()
+
+
+def test_unanswered_action_is_a_504(redis_url: str) -> None:
+    """A registered collector that never reads its actions: the hub answers 504 in time."""
+    import redis
+
+    from fleetwatch.bus.redis import BusTimeout, HubLink, actions_key, changes_key, snapshot_key
+    from fleetwatch.config import Config, HubConfig
+    from fleetwatch.hub import Hub
+    from fleetwatch.model import ActionSpec, Process, Snapshot, Source, dumps
+    from fleetwatch.sources.base import Target
+    from tests.conftest import until
+
+    sync = redis.Redis.from_url(redis_url)
+    stop = ActionSpec(name="stop", title="Stop", targets=("process",))
+    snap = Snapshot(
+        seq=2,
+        name="ghost",
+        epoch="e1",
+        sources=(
+            Source(id="ghost", kind="supervisor", name="ghost", status="online", actions=(stop,)),
+        ),
+        nodes=(),
+        processes=(Process(id="ghost:g:p", source="ghost", group="g", name="p", state="RUNNING"),),
+        jobs=(),
+    )
+    entry = sync.xadd(
+        changes_key("ghost"),
+        {"t": "snap", "epoch": "e1", "seq": 2, "data": dumps(snap.as_dict())},
+    )
+    sync.set(snapshot_key("ghost"), entry)
+    sync.sadd("fleetwatch:collectors", "ghost")
+    sync.hset("fleetwatch:collector:ghost", mapping={"beat": 1, "epoch": "e1"})
+
+    async def main() -> None:
+        hub = Hub(Config(path="test", hub=HubConfig(bus=redis_url)))
+        link = HubLink(hub, redis_url, request_timeout=1.0, silent_after=60)
+        hub.links.append(link)
+        await hub.start()
+        try:
+            await until(lambda: hub.fleet.get("process", "ghost:g:p"), 15, "the ghost's process")
+            source = hub.fleet.get("source", "ghost")
+            assert isinstance(source, Source)
+            assert source.actions == (stop,)
+            with pytest.raises(BusTimeout) as caught:
+                await hub.run_action(Target("process", "ghost:g:p"), "stop")
+            assert caught.value.status == 504
+            assert "did not answer within 1 s" in str(caught.value)
+        finally:
+            await hub.stop()
+
+    try:
+        asyncio.run(main())
+        assert sync.xlen(actions_key("ghost")) == 1  # the request went to the ghost's stream
+    finally:
+        sync.close()

@@ -153,6 +153,7 @@ class Collector:
         self._since_snapshot = 0
         self._snapshot_due = True
         self._actions: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Publish until ``stop`` is set (or the task is cancelled)."""
@@ -176,12 +177,15 @@ class Collector:
                 if t is not stopped and not t.cancelled() and t.exception() is not None:
                     raise t.exception()  # type: ignore[misc]
         finally:
+            self._stopping = True
             for t in [*tasks, *self._actions]:
                 t.cancel()
-            await asyncio.gather(*tasks, *self._actions, return_exceptions=True)
+            if tasks or self._actions:
+                await asyncio.wait([*tasks, *self._actions], timeout=10)
             sub.close()
             await self.hub.stop()
-            await self.redis.aclose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.redis.aclose(), 5)
 
     async def _settle(self, stop: asyncio.Event) -> None:
         """Wait (up to ``settle`` s) until no source is still connecting: the first
@@ -194,16 +198,19 @@ class Collector:
 
     async def _retrying(self, what: str, call: Any) -> Any:
         delay = 0.1
-        while True:
+        while not self._stopping:
             try:
                 return await call()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # redis-py's ConnectionError, TimeoutError, ...
+                if self._stopping:
+                    raise asyncio.CancelledError from None  # redis-py turned a cancel into this
                 log.warning("collector %s: %s failed (%s); retrying", self.name, what, exc)
                 self._snapshot_due = True
                 await asyncio.sleep(delay)
                 delay = min(2.0, delay * 2)
+        raise asyncio.CancelledError
 
     async def _publish(self, sub: Any) -> None:
         assert self.redis is not None
@@ -212,7 +219,7 @@ class Collector:
         epoch = self.hub.fleet.epoch
         last_snapshot = -1.0
         stream = changes_key(self.name)
-        while True:
+        while not self._stopping:
             now = time.monotonic()
             if (
                 self._snapshot_due
@@ -260,6 +267,8 @@ class Collector:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    raise asyncio.CancelledError from None  # redis-py turned a cancel into this
                 log.warning("collector %s: publishing failed (%s)", self.name, exc)
                 self._snapshot_due = True  # whether they were written or not: a snapshot
                 await asyncio.sleep(0.2)
@@ -272,7 +281,7 @@ class Collector:
         assert self.redis is not None
         redis = self.redis
         info = {"epoch": self.hub.fleet.epoch, "pid": os.getpid(), "host": socket.gethostname()}
-        while True:
+        while not self._stopping:
             try:
                 async with redis.pipeline(transaction=True) as pipe:
                     pipe.sadd(REGISTRY, self.name)
@@ -282,6 +291,8 @@ class Collector:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    raise asyncio.CancelledError from None  # redis-py turned a cancel into this
                 log.warning("collector %s: heartbeat failed (%s)", self.name, exc)
             await asyncio.sleep(self.heartbeat)
 
@@ -316,7 +327,7 @@ class Collector:
                         },
                     )
                 await redis.xack(key, ACTION_GROUP, entry_id)
-        while True:
+        while not self._stopping:
             try:
                 got = await redis.xreadgroup(
                     ACTION_GROUP, self.name, {key: ">"}, count=100, block=1000
@@ -324,6 +335,8 @@ class Collector:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    raise asyncio.CancelledError from None  # redis-py turned a cancel into this
                 log.warning("collector %s: reading actions failed (%s)", self.name, exc)
                 await asyncio.sleep(0.5)
                 continue
@@ -494,6 +507,7 @@ class HubLink:
         self._redis: Any = None
         self._reader: Any = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     async def start(self) -> None:
         self._redis = connect(self.url)
@@ -507,9 +521,12 @@ class HubLink:
         log.info("hub %s: reading collectors from %s", self.hub.fleet.name, redacted(self.url))
 
     async def stop(self) -> None:
+        self._stopping = True
         for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # Bounded: a task redis-py kept from its cancel ends at its next check.
+            await asyncio.wait(self._tasks, timeout=10)
         self._tasks = []
         for fut in self._waiting.values():
             if not fut.done():
@@ -517,14 +534,14 @@ class HubLink:
         for r in (self._redis, self._reader):
             if r is not None:
                 with contextlib.suppress(Exception):
-                    await r.aclose()
+                    await asyncio.wait_for(r.aclose(), 5)
 
     # -- discovery, heartbeats ----------------------------------------------------------
 
     async def _discover(self) -> None:
         assert self._redis is not None
         redis = self._redis
-        while True:
+        while not self._stopping:
             try:
                 names = sorted(_s(n) for n in await redis.smembers(REGISTRY))
                 async with redis.pipeline(transaction=False) as pipe:
@@ -548,6 +565,8 @@ class HubLink:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    raise asyncio.CancelledError from None  # redis-py turned a cancel into this
                 log.warning("hub: reading the collector registry failed (%s)", exc)
             await asyncio.sleep(self.poll)
 
@@ -601,7 +620,7 @@ class HubLink:
     async def _read(self) -> None:
         assert self._reader is not None
         reader = self._reader
-        while True:
+        while not self._stopping:
             if not self.remotes:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -613,6 +632,8 @@ class HubLink:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self._stopping:
+                    raise asyncio.CancelledError from None  # redis-py turned a cancel into this
                 log.warning("hub: reading the change streams failed (%s)", exc)
                 await asyncio.sleep(0.5)
                 continue
@@ -766,12 +787,14 @@ class HubLink:
         reader = connect(self.url)  # blocks on its own connection
         last = "0"
         try:
-            while True:
+            while not self._stopping:
                 try:
                     got = await reader.xread({self.replies: last}, count=100, block=1000)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    if self._stopping:
+                        raise asyncio.CancelledError from None  # redis-py turned a cancel into this
                     log.warning("hub: reading replies failed (%s)", exc)
                     await asyncio.sleep(0.5)
                     continue
@@ -785,4 +808,5 @@ class HubLink:
                             except (KeyError, orjson.JSONDecodeError):
                                 fut.set_result({"error": "a malformed answer", "status": 502})
         finally:
-            await reader.aclose()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(reader.aclose(), 5)
