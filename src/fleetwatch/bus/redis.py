@@ -553,8 +553,10 @@ class HubLink:
                 for n, beat in zip(names, beats, strict=False):
                     remote = self.remotes.get(n)
                     if remote is None:
-                        remote = self.remotes[n] = _Remote(n, beat=beat)
+                        # Read by _read only once started from its newest snapshot.
+                        remote = _Remote(n, beat=beat)
                         await self._resync(remote)
+                        self.remotes[n] = remote
                         self._wake.set()
                     elif beat != remote.beat:
                         remote.beat = beat
