@@ -656,8 +656,11 @@ class HubLink:
         seq = int(fields.get(b"seq", b"-1"))
         self._heard(remote, time.monotonic())
         if kind == b"snap":
-            self._replace(remote, orjson.loads(fields[b"data"]))
-            remote.epoch, remote.seq, remote.synced = epoch, seq, True
+            # A periodic snapshot of the run being followed, with nothing missed before
+            # it, changes nothing: it is for readers that start from it.
+            if not (remote.synced and epoch == remote.epoch and seq == remote.seq):
+                self._replace(remote, orjson.loads(fields[b"data"]))
+                remote.epoch, remote.seq, remote.synced = epoch, seq, True
         elif kind == b"delta":
             if not remote.synced or epoch != remote.epoch or seq <= remote.seq:
                 # Before its first snapshot, or an earlier run's (its snapshot follows),
