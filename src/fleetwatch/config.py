@@ -88,6 +88,9 @@ class HubConfig:
     """Addresses (or CIDR networks) of reverse proxies whose ``X-Forwarded-For`` and
     ``X-Forwarded-Proto`` are believed: the client's address (audit, login rate limit)
     and scheme (Secure cookies) then come from them. Empty: none are."""
+    bus: str | None = field(default=None, repr=False)  # its URL may hold a password
+    """``redis://HOST:PORT[/DB]``: also build the model from the collectors publishing
+    there (``fleetwatch collect``, fleetwatch.bus); with it, sources are optional."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,12 +219,13 @@ def split_host(value: str) -> tuple[str, int | None] | None:
     return host, int(port) if port is not None else None
 
 
-def load_config(path: str) -> Config:
+def load_config(path: str, *, sources_optional: bool = False) -> Config:
     """Read a TOML or Multivisor INI file; raise :class:`ConfigError` when it is wrong.
 
     ``.ini``, ``.conf`` and ``.cfg`` files are Multivisor INI, ``.toml`` files TOML; any
     other file is TOML unless it fails to parse as TOML and has a ``[global]`` or
-    ``[supervisor:NAME]`` section header.
+    ``[supervisor:NAME]`` section header. ``sources_optional``: a TOML file without
+    sources is accepted (a hub given ``--bus``, whose sources are collectors').
     """
     text = _read_text(path)
     extension = os.path.splitext(path)[1].lower()
@@ -233,7 +237,7 @@ def load_config(path: str) -> Config:
         if extension != ".toml" and _INI_HEADER.search(text):
             return _load_ini(path, text)
         raise _toml_syntax_error(path, text, exc) from None
-    return _load_toml(path, text, data)
+    return _load_toml(path, text, data, sources_optional=sources_optional)
 
 
 # --------------------------------------------------------------------------- internals
@@ -543,6 +547,15 @@ def _scheduler(value: object) -> str:
     return text
 
 
+def _bus(value: object) -> str:
+    from fleetwatch.bus import check_bus_url
+
+    try:
+        return check_bus_url(_nonempty(value))
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+
+
 def _zmq_address(value: object) -> str:
     text = _string(value)
     if not _ZMQ_ADDRESS.fullmatch(text):
@@ -574,6 +587,7 @@ _HUB_KEYS: dict[str, _Conv] = {
     "trusted_proxies": _strings("proxy address"),
     "flap_changes": _flap_changes,
     "flap_window": _seconds,
+    "bus": _bus,
 }
 _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "kind": _string,
@@ -629,7 +643,9 @@ def _toml_syntax_error(path: str, text: str, exc: tomllib.TOMLDecodeError) -> Co
     return ConfigError(path, line, None, f"invalid TOML: {message}")
 
 
-def _load_toml(path: str, text: str, data: dict[str, Any]) -> Config:
+def _load_toml(
+    path: str, text: str, data: dict[str, Any], *, sources_optional: bool = False
+) -> Config:
     where = _Where(path, _TomlScanner(text).scan(), ini=False)
     hub = HubConfig()
     sources: dict[str, SourceConfig] = {}
@@ -650,7 +666,7 @@ def _load_toml(path: str, text: str, data: dict[str, Any]) -> Config:
             what = "table" if isinstance(value, dict) else "key"
             hint = " (a Multivisor INI file? name it *.ini)" if key == "global" else ""
             raise where.error((key,), f"unknown {what} (expected hub, sources or users){hint}")
-    if not sources:
+    if not sources and not (sources_optional or hub.bus):
         if "sources" in data:
             raise where.error(("sources",), "no source in it: nothing to watch")
         raise ConfigError(path, None, None, _NO_SOURCES)

@@ -196,6 +196,9 @@ class Hub:
         self._credited = -math.inf  # when _credits was last refilled (the loop's clock)
         self._last_change = -math.inf  # when the last change came (the loop's clock)
         self.started = time.time()
+        self.links: list[Any] = []
+        """Started after the sources and stopped before them: e.g. a bus link that puts a
+        collector's sources into the model (fleetwatch.bus); each has async start/stop."""
         for cfg in config.sources.values():
             self.add_source(cfg)
 
@@ -241,6 +244,14 @@ class Hub:
     def runner(self, name: str) -> SourceRunner | None:
         return self._runners.get(name)
 
+    def attach(self, runner: SourceRunner) -> None:
+        """Route actions (and log reads) on source ``runner.name`` to ``runner``, whose
+        entities someone else puts into the model (a collector's, fleetwatch.bus)."""
+        self._runners[runner.name] = runner
+
+    def detach(self, name: str) -> None:
+        self._runners.pop(name, None)
+
     async def start(self) -> None:
         self._started = True
         if self._flap_task is None and self.rules.flap_changes > 0:
@@ -250,6 +261,8 @@ class Hub:
         for name in self._runners:
             if name not in self._tasks:
                 self._start_one(name)
+        for link in self.links:
+            await link.start()
 
     def _start_one(self, name: str) -> None:
         task = asyncio.get_running_loop().create_task(
@@ -264,6 +277,8 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flap_task
             self._flap_task = None
+        for link in self.links:
+            await link.stop()
         tasks = list(self._tasks.values())
         for t in tasks:
             t.cancel()

@@ -176,6 +176,10 @@ def build_server(
     host, port = parse_listen(listen or config.hub.listen)
     tls = tls_options(config)
     hub = Hub(config)
+    if config.hub.bus:  # collectors' sources too (fleetwatch.bus; redis-py only then)
+        from fleetwatch.bus.redis import HubLink
+
+        hub.links.append(HubLink(hub, config.hub.bus))
     app = create_app(
         hub,
         root_path=root_path if root_path is not None else config.hub.root_path,

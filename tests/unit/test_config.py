@@ -262,7 +262,7 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
             "fleet.toml:3: hub.nmae: unknown key (expected name, listen, batch_interval, "
             "delta_ring, finished_jobs, root_path, allowed_hosts, allowed_origins, "
             "multivisor_listen, token_store, audit_log, secret_key_file, session_lifetime, "
-            "tls_cert, tls_key, trusted_proxies, flap_changes or flap_window)",
+            "tls_cert, tls_key, trusted_proxies, flap_changes, flap_window or bus)",
         ),
         (
             SV + "pol_interval = 1\n",

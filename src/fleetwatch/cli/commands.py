@@ -70,13 +70,38 @@ def _check_root_path(root_path: str | None) -> str | None:
         raise _fail(f"--root-path {root_path!r}: {exc}") from None
 
 
-def _load(config: Path) -> Config:
+def _load(config: Path, *, sources_optional: bool = False) -> Config:
     from fleetwatch.config import ConfigError, load_config
 
     try:
-        return load_config(str(config))
+        return load_config(str(config), sources_optional=sources_optional)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+
+
+def _need_redis() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("redis") is None:
+        raise _fail("a bus needs redis-py: pip install redis")
+
+
+def _with_bus(cfg: Config, bus: str | None) -> Config:
+    """``cfg`` with ``[hub] bus`` set to ``--bus`` (checked: exit 2 when malformed)."""
+    import dataclasses
+
+    from fleetwatch.bus import check_bus_url
+
+    if bus is None:
+        if cfg.hub.bus:
+            _need_redis()
+        return cfg
+    try:
+        check_bus_url(bus)
+    except ValueError as exc:
+        raise _fail(f"--bus: {exc}") from None
+    _need_redis()
+    return dataclasses.replace(cfg, hub=dataclasses.replace(cfg.hub, bus=bus))
 
 
 def _bind(listen: str) -> socket.socket:
@@ -146,11 +171,15 @@ def serve(
             help="listen beyond loopback with no [[users]]: anyone who reaches it may act",
         ),
     ] = False,
+    bus: Annotated[
+        str | None,
+        typer.Option(help="redis://HOST:PORT[/DB]: also watch the collectors publishing there"),
+    ] = None,
 ) -> None:
     """Watch the fleet described by CONFIG and serve the API and web app."""
     _check_listen(listen)
     root_path = _check_root_path(root_path)
-    cfg = _load(config)
+    cfg = _with_bus(_load(config, sources_optional=bus is not None), bus)
     _logging(verbose)
     _check_exposure(cfg, listen, insecure_no_login)
     sock = _bind(listen or cfg.hub.listen)
@@ -170,6 +199,38 @@ def serve(
         sock.close()
     if not server.started:
         raise _fail("the hub did not start (see the log above)", 1)
+
+
+@app.command()
+def collect(
+    config: Annotated[
+        Path, typer.Option("-c", "--config", help="TOML file of the sources", readable=False)
+    ],
+    bus: Annotated[str, typer.Option(help="redis://HOST:PORT[/DB] to publish to")],
+    name: Annotated[
+        str | None, typer.Option(help="this collector's name (default: the host's name)")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Run only CONFIG's sources and publish their changes to a hub through Redis."""
+    from fleetwatch.bus import COLLECTOR_NAME, check_bus_url, redacted
+    from fleetwatch.cli.collect import default_name, run_collector
+
+    try:
+        check_bus_url(bus)
+    except ValueError as exc:
+        raise _fail(f"--bus: {exc}") from None
+    _need_redis()
+    name = name if name is not None else default_name()
+    if not COLLECTOR_NAME.fullmatch(name):
+        raise _fail(f"--name {name!r}: use letters, digits, '_', '.' and '-' (at most 100)")
+    cfg = _load(config)
+    _logging(verbose)
+    typer.echo(
+        f"fleetwatch {__version__}: collector {name}, {len(cfg.sources)} source(s), "
+        f"publishing to {redacted(bus)}"
+    )
+    run_collector(cfg, bus, name)
 
 
 @app.command()
