@@ -16,6 +16,7 @@ queries (SQLite in WAL mode: readers never wait for the writer).
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import threading
@@ -62,24 +63,34 @@ class Backend:
 
     def prune(self, cutoff: float | None, max_bytes: int | None) -> int:
         """Drop history older than ``cutoff`` and, while bigger than ``max_bytes``, the
-        oldest stretch between two snapshots. The newest snapshot at or before the cut is
-        kept, so the fleet can still be rebuilt at every moment kept. Returns the events
-        dropped."""
+        oldest stretches between snapshots. The newest snapshot at or before the cut is
+        kept, so the fleet can still be rebuilt at every moment kept; the newest snapshot
+        is always kept. Returns the events dropped."""
         dropped = 0
         if cutoff is not None:
             keep = self._snapshot_before(cutoff)
             if keep is not None:
                 dropped += self._drop_before(keep)
         if max_bytes is not None:
-            while self.size() > max_bytes:
-                rows = self._writer_query(
-                    "SELECT ts FROM snapshots ORDER BY ts LIMIT 2", ()
-                )  # the oldest two: drop what only the first covers
-                if len(rows) < 2:
-                    break
-                dropped += self._drop_before(float(rows[1][0]))
+            size = self.size()
+            if size > max_bytes:
+                dropped += self._drop_share((size - max_bytes) / size)
                 self._compact()
         return dropped
+
+    def _drop_share(self, share: float) -> int:
+        """Drop the oldest stretches between snapshots holding ``share`` of the events
+        (sizes are not measured again after a delete: PostgreSQL's do not shrink, they
+        are reused)."""
+        ((total,),) = self._writer_query("SELECT COUNT(*) FROM events", ())
+        need = math.ceil(int(total) * share)
+        cut: float | None = None
+        for (ts,) in self._writer_query("SELECT ts FROM snapshots ORDER BY ts", ())[1:]:
+            cut = float(ts)
+            ((older,),) = self._writer_query("SELECT COUNT(*) FROM events WHERE ts < ?", (cut,))
+            if int(older) >= need:
+                break
+        return 0 if cut is None else self._drop_before(cut)
 
     def _snapshot_before(self, ts: float) -> float | None:
         rows = self._writer_query(
@@ -123,8 +134,7 @@ class SqliteBackend(Backend):
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-        self._writer = self._connect()
-        self._writer.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before the first table
+        self._writer = self._connect(new=True)
         self._writer.executescript(
             "CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY, ts REAL NOT NULL,"
             " seq INTEGER NOT NULL, epoch TEXT NOT NULL, op TEXT NOT NULL, kind TEXT NOT NULL,"
@@ -135,8 +145,10 @@ class SqliteBackend(Backend):
         self._writer.commit()
         self._reader = self._connect()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, new: bool = False) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
+        if new:  # before WAL and the first table, or it is not taken (an old file keeps its own)
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA case_sensitive_like = ON")
@@ -163,8 +175,8 @@ class SqliteBackend(Backend):
         return int(dropped)
 
     def _compact(self) -> None:
-        self._writer.execute("PRAGMA incremental_vacuum")
-        self._writer.commit()
+        # executescript runs it to the end (execute() frees one page: one step)
+        self._writer.executescript("PRAGMA incremental_vacuum;")
 
     def _writer_query(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self._writer.execute(sql, tuple(args)).fetchall()
