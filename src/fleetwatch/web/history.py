@@ -69,7 +69,11 @@ def _err(description: str) -> dict[str, Any]:
 
 
 _OFF = "history is off"
-_RANGE = Query(None, description="Unix seconds or ISO 8601")
+
+
+def _time() -> Any:
+    """A time parameter (a new Query each: FastAPI binds one to one parameter)."""
+    return Query(None, description="Unix seconds or ISO 8601")
 
 
 def _range(since: str | None, until: str | None) -> tuple[float, float]:
@@ -102,7 +106,7 @@ def add_history_routes(
         summary="The fleet as it was at a moment (GET /api/fleet's shape, plus at)",
         responses=bad,
     )
-    async def history_fleet(request: Request, at: str | None = _RANGE) -> Response:
+    async def history_fleet(request: Request, at: str | None = _time()) -> Response:
         if history is None:
             return _error(404, _OFF)
         if at is None:
@@ -122,7 +126,7 @@ def add_history_routes(
         responses=bad,
     )
     async def history_process(
-        request: Request, id: str, since: str | None = _RANGE, until: str | None = _RANGE
+        request: Request, id: str, since: str | None = _time(), until: str | None = _time()
     ) -> Response:
         if history is None:
             return _error(404, _OFF)
@@ -140,7 +144,7 @@ def add_history_routes(
         responses=bad,
     )
     async def history_node(
-        request: Request, id: str, since: str | None = _RANGE, until: str | None = _RANGE
+        request: Request, id: str, since: str | None = _time(), until: str | None = _time()
     ) -> Response:
         if history is None:
             return _error(404, _OFF)
@@ -159,8 +163,8 @@ def add_history_routes(
     )
     async def history_events(
         request: Request,
-        since: str | None = _RANGE,
-        until: str | None = _RANGE,
+        since: str | None = _time(),
+        until: str | None = _time(),
         kind: str | None = Query(None, description="source, node, process, job, note, action"),
         id: str | None = Query(None, description="a glob of ids, e.g. web:*"),
         limit: int = Query(1000, ge=1, le=MAX_EVENTS),
