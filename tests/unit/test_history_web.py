@@ -95,10 +95,11 @@ def test_fleet_at(client: TestClient, hub: Hub) -> None:
 @pytest.mark.parametrize(
     ("params", "status", "text"),
     [
-        ({}, 400, "at is required"),
-        ({"at": "3 a.m."}, 400, "at must be Unix seconds or an ISO 8601 time"),
-        ({"at": "nan"}, 400, "out of range"),
+        ({}, 400, "at"),
+        ({"at": "3 a.m."}, 400, "pattern"),
+        ({"at": "nan"}, 400, "pattern"),
         ({"at": "1000"}, 404, "nothing is recorded that early"),
+        ({"at": "1970-01-01T00:16:40"}, 404, "nothing is recorded that early"),
     ],
 )
 def test_fleet_at_errors(
@@ -127,8 +128,8 @@ def test_process_history(client: TestClient, hub: Hub) -> None:
         "spawnerr",
     ]
     r = client.get("/api/history/processes/f1:g:web", params={"since": "2", "until": "1"})
-    assert r.status_code == 400
-    assert r.json() == {"error": "since must not be after until"}
+    assert r.status_code == 200
+    assert r.json()["changes"] == []  # an empty range
 
 
 def test_node_history(client: TestClient) -> None:
@@ -195,3 +196,21 @@ def test_history_off(tmp_path: Path) -> None:
             r = client.get(path)
             assert r.status_code == 404, path
             assert r.json() == {"error": "history is off"}
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1796249950.5", 1796249950.5),
+        ("2026-12-02T03:12:00Z", 1796181120.0),
+        ("2026-12-02T03:12:00", 1796181120.0),  # no zone: UTC
+        ("2026-12-02 04:12+01:00", 1796181120.0),
+        ("2026-12-02", 1796169600.0),
+        ("2026-02-30T00:00:00Z", 1772409600.0),  # counts on: March 2
+        ("999999999999", 1e11),  # clamped
+    ],
+)
+def test_parse_time(text: str, seconds: float) -> None:
+    from fleetwatch.web.history import parse_time
+
+    assert parse_time(text, "at") == seconds
