@@ -158,7 +158,7 @@ class HistoryConfig:
     """Days of history kept."""
     max_size: float | None = None
     """Megabytes the store may take; the oldest history is pruned past that."""
-    snapshot_interval: float = 300.0
+    snapshot_interval: float = 3600.0
     """Seconds between snapshots of the whole fleet (one is also taken at start)."""
 
 

@@ -57,6 +57,14 @@ PRUNE_INTERVAL = 60.0
 """Seconds between two prunes by the writer."""
 BATCH_MAX = 20_000
 """Queue items (deltas, notes, actions) written in one transaction at most."""
+MAX_QUEUED = 1_000
+"""Deltas handed to the writer and not written yet, at most: past that the consumer
+stops taking from its subscription, which resyncs (a snapshot) if the hub goes on
+faster than the store can write for long. Memory stays bounded. The writer is handed
+each delta's encoded frame, not its change objects: bytes are nothing for the cyclic
+garbage collector to walk, a queue of entities would slow the whole hub down."""
+MAX_BACKLOG = 1_000
+"""The subscription's ``max_backlog`` (deltas)."""
 _PLURALS = {"source": "sources", "node": "nodes", "process": "processes", "job": "jobs"}
 
 
@@ -225,6 +233,8 @@ class History:
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
         self._sent = -1
+        self.resyncs = 0
+        """How many times the store could not keep up and was resynced from a snapshot."""
 
     @classmethod
     def for_hub(cls, hub: Hub) -> History | None:
@@ -236,7 +246,7 @@ class History:
     def start(self) -> None:
         """Subscribe and start writing (on the hub's loop). The first snapshot is now."""
         self._writer.start()
-        self._sub = self.hub.subscribe(max_backlog=100_000)
+        self._sub = self.hub.subscribe(max_backlog=MAX_BACKLOG)
         self._snap(self.hub.snapshot().as_dict())  # no await since subscribe(): no gap
         self.hub.action_hooks.append(self._action)
         self._task = asyncio.get_running_loop().create_task(self._consume(), name="history")
@@ -264,9 +274,13 @@ class History:
     async def _consume(self) -> None:
         sub = self._sub
         assert sub is not None
+        queue = self._writer.queue
         while True:
+            while queue.qsize() > MAX_QUEUED:  # noqa: ASYNC110 (a thread's queue: no Event)
+                await asyncio.sleep(0.01)  # the writer is behind: let the subscription hold
             items = await sub.next()
             if sub.resync:
+                self.resyncs += 1
                 log.warning("history: fell behind the hub; resynced from a snapshot")
                 self._snap(sub.take_resync().as_dict())
                 continue
