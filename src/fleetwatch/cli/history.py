@@ -45,7 +45,7 @@ def parse_when(text: str, now: float | None = None) -> float:
             day -= datetime.timedelta(days=1)
         clock = _clock(with_day.group(2) or "0:00")
         if clock is None:
-            raise ValueError(f"expected {with_day.group(1)} HH:MM, not {text!r}")
+            raise ValueError(f"not a time: {text!r} (expected {with_day.group(1)} HH:MM)")
         return datetime.datetime.combine(day, clock).timestamp()
     clock = _clock(value)
     if clock is not None:
