@@ -44,8 +44,6 @@ import threading
 import time
 from pathlib import Path
 
-import orjson
-
 from fleetwatch.config import Config, HistoryConfig, HubConfig
 from fleetwatch.hub import Hub, SourceHandle
 from fleetwatch.model import Fleet, Node, Source, dumps
@@ -148,6 +146,11 @@ def part_write(args: argparse.Namespace) -> None:
     assert written is not None
     print(f"  hub apply rate without history : {base:12,.0f} changes/s ({n0:,} changes)")
     print(f"  hub apply rate with history    : {with_h:12,.0f} changes/s ({n1:,} changes)")
+    print(
+        f"  wall-clock changes/s           : {n0 / args.seconds:12,.0f} without,"
+        f" {n1 / args.seconds:,.0f} with ({n1 / n0:.1%}; flat out this is the apply rate"
+        " the loop kept, GIL and yields included)"
+    )
     print(f"  ratio (target >= 80 %)         : {with_h / base:12.1%}")
     print(f"  events written to SQLite       : {written:12,.0f} events/s (target >= 20,000)")
     print(f"  writer backlog at the end      : {backlog:12,d} deltas")
@@ -161,7 +164,13 @@ def part_write(args: argparse.Namespace) -> None:
 def write_day(url: str, fleet_size: int, every: float, t0: float) -> tuple[int, int]:
     """A day of ``fleet_size`` processes on 20 hosts; returns (events, snapshots)."""
     backend = open_backend(url)
-    writer = _Writer(backend, HistoryConfig(snapshot_interval=1e12))
+    writer = _Writer(backend, HistoryConfig())
+
+    def snap(ts: float) -> None:
+        snapshot = fleet.snapshot()
+        text = dumps(snapshot.as_dict()).decode()
+        writer.queue.put(("snap", ts, snapshot.epoch, snapshot.seq, text))
+
     writer.start()
     fleet = Fleet("bench")
     names = Names(SOURCE, fleet_size)
@@ -171,7 +180,7 @@ def write_day(url: str, fleet_size: int, every: float, t0: float) -> tuple[int, 
     for i in range(fleet_size):
         fleet.put(names.process(i, "RUNNING", 1000 + i, t0))
     fleet.commit()
-    writer.queue.put(("snap", t0, orjson.loads(dumps(fleet.snapshot().as_dict()))))
+    snap(t0)
     rng = random.Random(13)
     changes = int(fleet_size * DAY / every)
     states = ("STOPPING", "STOPPED", "STARTING", "RUNNING", "EXITED", "BACKOFF")
@@ -192,7 +201,7 @@ def write_day(url: str, fleet_size: int, every: float, t0: float) -> tuple[int, 
         if delta is not None:
             writer.queue.put(("delta", ts, delta.frame()))
         if ts >= next_snap:
-            writer.queue.put(("snap", ts, orjson.loads(dumps(fleet.snapshot().as_dict()))))
+            snap(ts)
             next_snap += 3600
             snaps += 1
     done = threading.Event()

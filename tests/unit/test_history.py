@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from fleetwatch.config import Config, HistoryConfig, HubConfig
@@ -78,8 +77,9 @@ class Scenario:
 
     def snap(self, ts: float) -> None:
         self.fleet.commit()
-        data = orjson.loads(dumps(self.fleet.snapshot().as_dict()))
-        self.writer.queue.put(("snap", ts, data))
+        snapshot = self.fleet.snapshot()
+        text = dumps(snapshot.as_dict()).decode()
+        self.writer.queue.put(("snap", ts, snapshot.epoch, snapshot.seq, text))
 
     def commit(self, ts: float, *entities: Any, delete: tuple[str, str] | None = None) -> None:
         for e in entities:
@@ -91,7 +91,7 @@ class Scenario:
         self.writer.queue.put(("delta", ts, delta.frame()))
 
     def note(self, at: float, **frame: Any) -> None:
-        self.writer.queue.put(("note", at, frame))
+        self.writer.queue.put(("note", at, self.fleet.epoch, self.fleet.seq, frame))
 
     def sync(self) -> None:
         done = threading.Event()
@@ -269,28 +269,42 @@ def test_retention_by_size(make_backend: Callable[[], Backend]) -> None:
     assert latest["processes"][0]["pid"] == 3000 + 1
 
 
-def test_writer_snapshots_every_interval(make_backend: Callable[[], Backend]) -> None:
+def test_snapshots_at_start_every_interval_and_at_stop(
+    make_backend: Callable[[], Backend],
+) -> None:
     backend = make_backend()
-    s = Scenario(backend, snapshot_interval=1e-6)
-    s.fleet.put(proc("web", "RUNNING", pid=1))
-    s.snap(T0)
-    s.sync()
-    s.commit(T0 + 1, proc("web", "STOPPED"))
-    s.sync()
-    s.close()
-    rows = backend.query("SELECT ts, seq FROM snapshots ORDER BY ts")
-    assert [(ts - T0, seq) for ts, seq in rows] == [(0.0, 1), (1.0, 2)]
+    url = str(backend.path) if isinstance(backend, SqliteBackend) else _url_of(backend)
+
+    async def run() -> list[int]:
+        hub = _hub(url, snapshot_interval=1e-6)
+        history = History.for_hub(hub)
+        assert history is not None
+        history.start()  # a snapshot at start
+        seqs = [hub.fleet.seq]
+        _put(hub, "RUNNING")
+        await history.flush()  # the consumer took the delta, and the interval is past
+        seqs.append(hub.fleet.seq)
+        await history.flush()  # nothing changed since: no new snapshot
+        _put(hub, "STOPPED")  # committed by the stop: a last snapshot of it
+        await hub.stop()
+        await history.stop()
+        seqs.append(hub.fleet.seq)
+        return seqs
+
+    seqs = asyncio.run(run())
+    rows = backend.query("SELECT seq FROM snapshots ORDER BY ts")
+    assert [seq for (seq,) in rows] == seqs
 
 
 # ----------------------------------------------------------------------------- with a hub
 
 
-def _hub(url: str) -> Hub:
+def _hub(url: str, **history: Any) -> Hub:
     config = Config(
         path="t",
         hub=HubConfig(name="ACME"),
         sources={"f1": FakeConfig("f1")},  # type: ignore[dict-item]
-        history=HistoryConfig(url=url),
+        history=HistoryConfig(url=url, **history),
     )
     return Hub(config, factories={"fake": lambda cfg, handle: FakeSource(cfg.name, handle)})
 

@@ -25,17 +25,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from fleetwatch.accounts import sibling_path, source_of
-from fleetwatch.model import KINDS, Delta, dumps
+from fleetwatch.model import KINDS, Delta, Snapshot, dumps
 from fleetwatch.publishers.history_sql import (
     Backend,
     EventRow,
@@ -79,49 +79,23 @@ def history_url(config: Config) -> str:
 # ------------------------------------------------------------------------------- writer
 
 
-@dataclass(slots=True)
-class _Mirror:
-    """The fleet as the writer last wrote it: JSON text of each entity."""
-
-    epoch: str = ""
-    name: str = ""
-    seq: int = 0
-    ts: float = 0.0
-    items: dict[str, dict[str, str]] | None = None
-
-    def reset(self, ts: float, snapshot: Mapping[str, Any]) -> None:
-        self.epoch, self.name, self.seq, self.ts = (
-            snapshot["epoch"],
-            snapshot["name"],
-            int(snapshot["seq"]),
-            ts,
-        )
-        self.items = {
-            kind: {e["id"]: dumps(e).decode() for e in snapshot[_PLURALS[kind]]} for kind in KINDS
-        }
-
-    def encode(self) -> str:
-        assert self.items is not None
-        parts = [f'"name":{dumps(self.name).decode()}']
-        for kind in KINDS:
-            members = ",".join(f"{dumps(i).decode()}:{v}" for i, v in self.items[kind].items())
-            parts.append(f'"{kind}":{{{members}}}')
-        return "{" + ",".join(parts) + "}"
-
-
 class _Writer(threading.Thread):
+    """Writes what the queue brings, one transaction per batch; prunes.
+
+    Items: ``("delta", ts, frame)`` (the delta's encoded frame: the database takes its
+    changes apart itself, so this thread does next to nothing per change and holds the
+    GIL for little), ``("snap", ts, epoch, seq, json)``, ``("note", ts, epoch, seq,
+    frame)``, ``("action", ts, epoch, seq, result)``, ``("flush", event)`` and
+    ``("stop", event)``."""
+
     def __init__(self, backend: Backend, config: HistoryConfig) -> None:
         super().__init__(name="fleetwatch-history", daemon=True)
         self.backend = backend
         self.retention = config.retention * 86400.0
         self.max_bytes = int(config.max_size * 1e6) if config.max_size else None
-        self.snapshot_interval = config.snapshot_interval
         self.queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self.mirror = _Mirror()
-        self._last_snapshot = 0.0
+        self.epoch = ""
         self._last_prune = 0.0
-        self._snapped: tuple[str, int] = ("", -1)
-        self.written = 0
         self.failed: str | None = None
 
     def run(self) -> None:
@@ -132,33 +106,28 @@ class _Writer(threading.Thread):
             with contextlib.suppress(queue.Empty):
                 while len(items) < BATCH_MAX:
                     items.append(q.get_nowait())
+            frames: list[tuple[float, str, str]] = []
             events: list[EventRow] = []
             snapshots: list[SnapshotRow] = []
             waiters: list[threading.Event] = []
             for item in items:
                 tag = item[0]
                 if tag == "delta":
-                    self._delta(item[1], item[2], events)
+                    if self.epoch:
+                        frames.append((item[1], self.epoch, item[2].decode()))
                 elif tag == "snap":
-                    self.mirror.reset(item[1], item[2])
-                    snapshots.append(self._snapshot())
-                elif tag == "note":
-                    self._other(item[1], "note", item[2], events)
-                elif tag == "action":
-                    self._other(item[1], "action", item[2], events)
+                    _, ts, self.epoch, seq, text = item
+                    snapshots.append((ts, seq, self.epoch, text))
+                elif tag in ("note", "action"):
+                    events.append(_other(tag, *item[1:]))
                 elif tag == "flush":
                     waiters.append(item[1])
                 elif tag == "stop":
                     waiters.append(item[1])
                     stop = True
             now = time.time()
-            m = self.mirror
-            due = stop or now - self._last_snapshot >= self.snapshot_interval
-            if m.items is not None and due and self._snapped != (m.epoch, m.seq):
-                snapshots.append(self._snapshot())
             try:
-                self.backend.write(events, snapshots)
-                self.written += len(events)
+                self.backend.write(events, snapshots, frames)
                 if now - self._last_prune >= PRUNE_INTERVAL and not stop:
                     self._last_prune = now
                     self.prune(now)
@@ -175,47 +144,18 @@ class _Writer(threading.Thread):
             log.info("history: pruned %d events", dropped)
         return dropped
 
-    def _snapshot(self) -> SnapshotRow:
-        m = self.mirror
-        self._last_snapshot = time.time()
-        self._snapped = (m.epoch, m.seq)
-        return (m.ts, m.seq, m.epoch, m.encode())
 
-    def _delta(self, ts: float, frame: bytes, out: list[EventRow]) -> None:
-        m = self.mirror
-        if m.items is None:
-            return
-        delta = orjson.loads(frame)
-        changes = delta["changes"]
-        seq = int(delta["seq"]) - len(changes)
-        epoch = m.epoch
-        items = m.items
-        append = out.append
-        for c in changes:
-            seq += 1
-            kind, id = c["kind"], c["id"]
-            if c["op"] == "put":
-                value = c["value"]
-                text = orjson.dumps(value).decode()
-                state = value.get("state") if kind != "source" else value.get("status")
-                items[kind][id] = text
-                append((ts, seq, epoch, "put", kind, id, value.get("source", id), state, text))
-            else:
-                items[kind].pop(id, None)
-                append((ts, seq, epoch, "del", kind, id, source_of(id), None, None))
-        m.seq, m.ts = seq, ts
-
-    def _other(self, ts: float, kind: str, value: dict[str, Any], out: list[EventRow]) -> None:
-        m = self.mirror
-        if kind == "note":
-            id = str(value.get("subject", {}).get("id", value.get("id", "")))
-            source = str(value.get("source", source_of(id)))
-            state = str(value.get("severity", ""))
-        else:
-            id = str(value["target"]["id"])
-            source = source_of(id)
-            state = "ok" if value.get("ok") else "failed"
-        out.append((ts, m.seq, m.epoch, "put", kind, id, source, state, dumps(value).decode()))
+def _other(kind: str, ts: float, epoch: str, seq: int, value: dict[str, Any]) -> EventRow:
+    """The row of a notification or an action."""
+    if kind == "note":
+        id = str(value.get("subject", {}).get("id", value.get("id", "")))
+        source = str(value.get("source", source_of(id)))
+        state = str(value.get("severity", ""))
+    else:
+        id = str(value["target"]["id"])
+        source = source_of(id)
+        state = "ok" if value.get("ok") else "failed"
+    return (ts, seq, epoch, "put", kind, id, source, state, dumps(value).decode())
 
 
 # ------------------------------------------------------------------------------- publisher
@@ -232,7 +172,7 @@ class History:
         self._writer = _Writer(self.backend, config)
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
-        self._sent = -1
+        self._snapped = (-1, -math.inf)  # the last snapshot's seq, and when (the loop's clock)
         self.resyncs = 0
         """How many times the store could not keep up and was resynced from a snapshot."""
 
@@ -247,29 +187,37 @@ class History:
         """Subscribe and start writing (on the hub's loop). The first snapshot is now."""
         self._writer.start()
         self._sub = self.hub.subscribe(max_backlog=MAX_BACKLOG)
-        self._snap(self.hub.snapshot().as_dict())  # no await since subscribe(): no gap
+        self._snap(self.hub.snapshot())  # no await since subscribe(): no gap
         self.hub.action_hooks.append(self._action)
         self._task = asyncio.get_running_loop().create_task(self._consume(), name="history")
 
-    def _snap(self, snapshot: dict[str, Any]) -> None:
-        self._sent = int(snapshot["seq"])
-        self._writer.queue.put(("snap", time.time(), orjson.loads(dumps(snapshot))))
+    def _snap(self, snapshot: Snapshot) -> None:
+        """Queue a snapshot (encoded here, on the loop: at start, every snapshot_interval
+        while things change, on a resync and at stop)."""
+        self._snapped = (snapshot.seq, time.monotonic())
+        text = dumps(snapshot.as_dict()).decode()
+        self._writer.queue.put(("snap", time.time(), snapshot.epoch, snapshot.seq, text))
+
+    def _snapshot_due(self) -> bool:
+        seq, when = self._snapped
+        interval = self.config.snapshot_interval
+        return self.hub.fleet.seq != seq and time.monotonic() - when >= interval
 
     def _action(self, done: dict[str, Any]) -> None:
-        self._writer.queue.put(("action", float(done["ts"]), done))
+        fleet = self.hub.fleet
+        self._writer.queue.put(("action", float(done["ts"]), fleet.epoch, fleet.seq, done))
 
     def _take(self, items: Iterable[Delta | Notification]) -> None:
         put = self._writer.queue.put
         now = time.time()
+        fleet = self.hub.fleet
         for item in items:
             if isinstance(item, Delta):
-                if item.seq > self._sent:
-                    self._sent = item.seq
-                    put(("delta", now, item.frame()))
+                put(("delta", now, item.frame()))
             else:
                 frame = item.frame()
                 frame.pop("t", None)
-                put(("note", item.ts, frame))
+                put(("note", item.ts, fleet.epoch, fleet.seq, frame))
 
     async def _consume(self) -> None:
         sub = self._sub
@@ -282,9 +230,11 @@ class History:
             if sub.resync:
                 self.resyncs += 1
                 log.warning("history: fell behind the hub; resynced from a snapshot")
-                self._snap(sub.take_resync().as_dict())
+                self._snap(sub.take_resync())
                 continue
             self._take(items)
+            if self._snapshot_due():
+                self._snap(self.hub.snapshot())
 
     async def flush(self) -> None:
         """Wait until everything committed so far is written."""
@@ -305,10 +255,12 @@ class History:
         if sub is not None:
             self.hub.flush()
             if sub.resync:
-                self._snap(sub.take_resync().as_dict())
+                self._snap(sub.take_resync())
             self._take(sub.drain())
             sub.close()
             self._sub = None
+            if self.hub.fleet.seq != self._snapped[0]:
+                self._snap(self.hub.snapshot())  # the state at stop
         with contextlib.suppress(ValueError):
             self.hub.action_hooks.remove(self._action)
         if self._writer.is_alive():
@@ -380,7 +332,10 @@ class HistoryStore:
         if snap is None:
             return None
         ts, seq, epoch, value = snap
-        state = orjson.loads(value)
+        snapshot = orjson.loads(value)
+        state: dict[str, dict[str, Any]] = {
+            kind: {e["id"]: e for e in snapshot[_PLURALS[kind]]} for kind in KINDS
+        }
         where, args = self._visible(sources)
         rows = self.backend.query(
             "SELECT seq, op, kind, id, value FROM events WHERE ts >= ? AND ts <= ?"
@@ -396,7 +351,7 @@ class HistoryStore:
                 state[kind].pop(id, None)
             seq = max(seq, int(row_seq))
         restricted = sources is not None and "*" not in sources
-        out: dict[str, Any] = {"seq": seq, "name": state.get("name", ""), "epoch": epoch, "at": at}
+        out: dict[str, Any] = {"seq": seq, "name": snapshot["name"], "epoch": epoch, "at": at}
         for kind in KINDS:
             entities = state[kind]
             ids = sorted(entities)
@@ -419,8 +374,11 @@ class HistoryStore:
                 return None if op == "del" else _object(value)
         if snap is None:
             return None
-        found = orjson.loads(snap[3]).get(kind, {}).get(id)
-        return found if isinstance(found, dict) else None
+        plural = _PLURALS.get(kind, "")
+        for entity in orjson.loads(snap[3]).get(plural, ()):
+            if entity.get("id") == id:
+                return entity if isinstance(entity, dict) else None
+        return None
 
     def changes(
         self, kind: str, id: str, since: float, until: float
@@ -513,7 +471,7 @@ class HistoryStore:
             clause, arg = self.backend.glob("id", id)
             sql += f" AND {clause}"
             params.append(arg)
-        rows = self.backend.query(sql + where + " ORDER BY n LIMIT ?", (*params, *args, limit + 1))
+        rows = self.backend.query(sql + where + " ORDER BY ts, n LIMIT ?", (*params, *args, limit + 1))
         out = [
             {
                 "ts": float(ts),

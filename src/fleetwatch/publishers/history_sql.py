@@ -36,6 +36,27 @@ _INSERT_EVENT = (
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_SNAPSHOT = "INSERT INTO snapshots (ts, seq, epoch, value) VALUES (?, ?, ?, ?)"
+FrameRow = tuple[float, str, str]
+"""``(ts, epoch, frame)``: a delta's stream frame ``{"t": "delta", "seq", "changes"}``,
+taken apart by the database (one statement per delta, no Python per change)."""
+_SQLITE_FRAME = """INSERT INTO events (ts, seq, epoch, op, kind, id, source, state, value)
+SELECT ?1, json_extract(?3, '$.seq') - json_array_length(?3, '$.changes') + key + 1, ?2,
+  json_extract(value, '$.op'), json_extract(value, '$.kind'), json_extract(value, '$.id'),
+  coalesce(json_extract(value, '$.value.source'), substr(json_extract(value, '$.id'), 1, min(
+    coalesce(nullif(instr(json_extract(value, '$.id'), '/'), 0), 1000000000),
+    coalesce(nullif(instr(json_extract(value, '$.id'), ':'), 0), 1000000000),
+    coalesce(nullif(instr(json_extract(value, '$.id'), '#'), 0), 1000000000)) - 1)),
+  coalesce(json_extract(value, '$.value.state'), json_extract(value, '$.value.status')),
+  json_extract(value, '$.value')
+FROM json_each(?3, '$.changes') ORDER BY key"""
+_PG_FRAME = """INSERT INTO events (ts, seq, epoch, op, kind, id, source, state, value)
+SELECT %s, (x.f->>'seq')::bigint - json_array_length(x.f->'changes') + e.o, %s,
+  e.c->>'op', e.c->>'kind', e.c->>'id',
+  coalesce(e.c->'value'->>'source', substring(e.c->>'id' from '^[^/:#]*')),
+  coalesce(e.c->'value'->>'state', e.c->'value'->>'status'),
+  CASE WHEN e.c->>'op' = 'del' THEN NULL ELSE (e.c->'value')::text END
+FROM (SELECT %s::json AS f) AS x, json_array_elements(x.f->'changes') WITH ORDINALITY AS e(c, o)
+ORDER BY e.o"""
 _INDEXES = (
     "CREATE INDEX IF NOT EXISTS events_kind_id_ts ON events (kind, id, ts)",
     "CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",
@@ -54,7 +75,13 @@ class Backend:
 
     # -- the writer thread's side ------------------------------------------------
 
-    def write(self, events: Sequence[EventRow], snapshots: Sequence[SnapshotRow]) -> None:
+    def write(
+        self,
+        events: Sequence[EventRow],
+        snapshots: Sequence[SnapshotRow],
+        frames: Sequence[FrameRow] = (),
+    ) -> None:
+        """One transaction: the deltas' changes, then notes and actions, then snapshots."""
         raise NotImplementedError
 
     def size(self) -> int:
@@ -154,9 +181,16 @@ class SqliteBackend(Backend):
         db.execute("PRAGMA case_sensitive_like = ON")
         return db
 
-    def write(self, events: Sequence[EventRow], snapshots: Sequence[SnapshotRow]) -> None:
+    def write(
+        self,
+        events: Sequence[EventRow],
+        snapshots: Sequence[SnapshotRow],
+        frames: Sequence[FrameRow] = (),
+    ) -> None:
         db = self._writer
         with db:
+            if frames:  # one statement per delta: sqlite3 lets go of the GIL while it runs
+                db.executemany(_SQLITE_FRAME, frames)
             if events:
                 db.executemany(_INSERT_EVENT, events)
             if snapshots:
@@ -234,8 +268,15 @@ class PostgresBackend(Backend):
     def _sql(sql: str) -> str:
         return sql.replace("?", "%s")
 
-    def write(self, events: Sequence[EventRow], snapshots: Sequence[SnapshotRow]) -> None:
+    def write(
+        self,
+        events: Sequence[EventRow],
+        snapshots: Sequence[SnapshotRow],
+        frames: Sequence[FrameRow] = (),
+    ) -> None:
         with self._writer.cursor() as cur:
+            for ts, epoch, frame in frames:
+                cur.execute(_PG_FRAME, (ts, epoch, frame))
             if events:
                 cur.executemany(self._sql(_INSERT_EVENT), events)
             if snapshots:
