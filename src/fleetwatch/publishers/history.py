@@ -471,7 +471,9 @@ class HistoryStore:
             clause, arg = self.backend.glob("id", id)
             sql += f" AND {clause}"
             params.append(arg)
-        rows = self.backend.query(sql + where + " ORDER BY ts, n LIMIT ?", (*params, *args, limit + 1))
+        rows = self.backend.query(
+            sql + where + " ORDER BY ts, n LIMIT ?", (*params, *args, limit + 1)
+        )
         out = [
             {
                 "ts": float(ts),
