@@ -109,6 +109,13 @@ class Subscription:
         """Deltas queued and not read yet."""
         return self._deltas
 
+    def drain(self) -> list[Delta | Notification]:
+        """What is queued, without waiting (for a subscriber that stops)."""
+        items = list(self._items)
+        self._items.clear()
+        self._deltas = 0
+        return items
+
     def take_resync(self) -> Snapshot:
         """Clear the resync flag and return the snapshot to start again from."""
         # Snapshot first: the delta its flush pushes is covered by it, and is ignored
@@ -199,6 +206,8 @@ class Hub:
         self.links: list[Any] = []
         """Started after the sources and stopped before them: e.g. a bus link that puts a
         collector's sources into the model (fleetwatch.bus); each has async start/stop."""
+        self.action_hooks: list[Callable[[dict[str, Any]], None]] = []
+        """Called with each action run and its outcome (the history records them)."""
         for cfg in config.sources.values():
             self.add_source(cfg)
 
@@ -472,6 +481,19 @@ class Hub:
             result.error,
             (time.monotonic() - started) * 1000,
         )
+        if self.action_hooks:
+            done = {
+                "ts": time.time(),
+                "user": user,
+                "name": name,
+                "target": {"kind": target.kind, "id": target.id},
+                "params": params,
+                "ok": result.ok,
+                "error": result.error,
+                "ms": round((time.monotonic() - started) * 1000, 3),
+            }
+            for hook in self.action_hooks:
+                hook(done)
         return result
 
     # -- capabilities ----------------------------------------------------------------
