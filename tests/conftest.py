@@ -22,7 +22,7 @@ import orjson
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from fleetwatch.config import Config, HubConfig, SourceConfig, SupervisorSourceConfig
+from fleetwatch.config import Config, HistoryConfig, HubConfig, SourceConfig, SupervisorSourceConfig
 from fleetwatch.demo.icecream import IcecreamCluster, icecc_available
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program, free_port, stop_all
 from fleetwatch.server import build_server
@@ -260,11 +260,12 @@ def hub_server() -> Iterator[Callable[..., HubServer]]:
     """A factory of real hub servers over the given source configs."""
     servers: list[HubServer] = []
 
-    def make(*sources: SourceConfig, **hub: Any) -> HubServer:
+    def make(*sources: SourceConfig, history: HistoryConfig | None = None, **hub: Any) -> HubServer:
         cfg = Config(
             path="test",
             hub=HubConfig(listen=f"127.0.0.1:{free_port()}", **hub),
             sources={s.name: s for s in sources},
+            **({} if history is None else {"history": history}),
         )
         server = HubServer(cfg)
         servers.append(server)

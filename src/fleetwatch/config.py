@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_LISTEN",
     "Config",
     "ConfigError",
+    "HistoryConfig",
     "HubConfig",
     "IcecreamSourceConfig",
     "PiwheelsSourceConfig",
@@ -151,11 +152,30 @@ class UserConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HistoryConfig:
+    """``[history]``: the event store (issue 13; fleetwatch.publishers.history)."""
+
+    enabled: bool = True
+    url: str | None = None
+    """``postgresql://...`` (PostgreSQL), or a SQLite file (a path, or ``sqlite:///PATH``);
+    default ``STEM.history.db`` beside the config."""
+    retention: float = 30.0
+    """Days of history kept."""
+    max_size: float | None = None
+    """Megabytes the store may take; the oldest history is pruned past that."""
+    snapshot_interval: float = 3600.0
+    """Seconds between snapshots of the whole fleet (one is also taken at start)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     path: str
     hub: HubConfig = field(default_factory=HubConfig)
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     users: tuple[UserConfig, ...] = ()
+    history: HistoryConfig = field(default_factory=lambda: HistoryConfig(enabled=False))
+    """Read from a file, history is on unless ``[history] enabled = false``; a Config
+    built in code (tests, tools) has it off."""
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -575,6 +595,41 @@ _HUB_KEYS: dict[str, _Conv] = {
     "flap_changes": _flap_changes,
     "flap_window": _seconds,
 }
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _Invalid(f"expected true or false, got {_type_name(value)}")
+    return value
+
+
+def _positive(unit: str) -> _Conv:
+    def conv(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _Invalid(f"expected a number of {unit}, got {_type_name(value)}")
+        number = float(value)
+        if not (math.isfinite(number) and number > 0):
+            raise _Invalid(f"must be a positive number of {unit}, not {value!r}")
+        return number
+
+    return conv
+
+
+def _history_url(value: object) -> str:
+    # Never echoed: a PostgreSQL URL may carry a password.
+    text = _nonempty(value)
+    if "://" in text and not text.startswith(("postgresql://", "postgres://", "sqlite:///")):
+        raise _Invalid("expected postgresql://..., sqlite:///PATH or a file path")
+    return text
+
+
+_HISTORY_KEYS: dict[str, _Conv] = {
+    "enabled": _boolean,
+    "url": _history_url,
+    "retention": _positive("days"),
+    "max_size": _positive("megabytes"),
+    "snapshot_interval": _seconds,
+}
 _SUPERVISOR_KEYS: dict[str, _Conv] = {
     "kind": _string,
     "url": _supervisor_url,
@@ -634,6 +689,7 @@ def _load_toml(path: str, text: str, data: dict[str, Any]) -> Config:
     hub = HubConfig()
     sources: dict[str, SourceConfig] = {}
     users: tuple[UserConfig, ...] = ()
+    history = HistoryConfig()
     for key, value in data.items():
         if key == "hub":
             if not isinstance(value, dict):
@@ -646,15 +702,21 @@ def _load_toml(path: str, text: str, data: dict[str, Any]) -> Config:
                 sources[name] = _toml_source(where, name, table)
         elif key == "users":
             users = _toml_users(where, value)
+        elif key == "history":
+            if not isinstance(value, dict):
+                raise where.error((key,), f"expected a table, got {_type_name(value)}")
+            history = HistoryConfig(**_read_keys(where, (key,), value, _HISTORY_KEYS))
         else:
             what = "table" if isinstance(value, dict) else "key"
             hint = " (a Multivisor INI file? name it *.ini)" if key == "global" else ""
-            raise where.error((key,), f"unknown {what} (expected hub, sources or users){hint}")
+            raise where.error(
+                (key,), f"unknown {what} (expected hub, sources, users or history){hint}"
+            )
     if not sources:
         if "sources" in data:
             raise where.error(("sources",), "no source in it: nothing to watch")
         raise ConfigError(path, None, None, _NO_SOURCES)
-    return Config(path=path, hub=hub, sources=sources, users=users)
+    return Config(path=path, hub=hub, sources=sources, users=users, history=history)
 
 
 def _toml_source(where: _Where, name: str, table: object) -> SourceConfig:
@@ -981,7 +1043,9 @@ def _load_ini(path: str, text: str) -> Config:
             )
     if not sources:
         raise ConfigError(path, None, None, _NO_INI_SOURCES)
-    return Config(path=path, hub=HubConfig(name=name), sources=sources, users=users)
+    return Config(
+        path=path, hub=HubConfig(name=name), sources=sources, users=users, history=HistoryConfig()
+    )
 
 
 def _ini_known_keys(

@@ -109,6 +109,13 @@ class Subscription:
         """Deltas queued and not read yet."""
         return self._deltas
 
+    def drain(self) -> list[Delta | Notification]:
+        """What is queued, without waiting (for a subscriber that stops)."""
+        items = list(self._items)
+        self._items.clear()
+        self._deltas = 0
+        return items
+
     def take_resync(self) -> Snapshot:
         """Clear the resync flag and return the snapshot to start again from."""
         # Snapshot first: the delta its flush pushes is covered by it, and is ignored
@@ -196,6 +203,8 @@ class Hub:
         self._credited = -math.inf  # when _credits was last refilled (the loop's clock)
         self._last_change = -math.inf  # when the last change came (the loop's clock)
         self.started = time.time()
+        self.action_hooks: list[Callable[[dict[str, Any]], None]] = []
+        """Called with each action run and its outcome (the history records them)."""
         for cfg in config.sources.values():
             self.add_source(cfg)
 
@@ -457,6 +466,19 @@ class Hub:
             result.error,
             (time.monotonic() - started) * 1000,
         )
+        if self.action_hooks:
+            done = {
+                "ts": time.time(),
+                "user": user,
+                "name": name,
+                "target": {"kind": target.kind, "id": target.id},
+                "params": params,
+                "ok": result.ok,
+                "error": result.error,
+                "ms": round((time.monotonic() - started) * 1000, 3),
+            }
+            for hook in self.action_hooks:
+                hook(done)
         return result
 
     # -- capabilities ----------------------------------------------------------------

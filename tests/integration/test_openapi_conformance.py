@@ -12,12 +12,14 @@ an error, fails the test with what schemathesis said.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import schemathesis
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 
+from fleetwatch.config import HistoryConfig
 from fleetwatch.demo.supervisord import Program, Supervisord, demo_program
 from tests.conftest import HubServer, source_config, wait_for
 
@@ -73,7 +75,9 @@ def run_schemathesis(
 @pytest.mark.real
 @pytest.mark.timeout(180)
 def test_schemathesis_finds_no_failure_of_any_check_issue8(
-    supervisors: Callable[..., Supervisord], hub_server: Callable[..., HubServer]
+    supervisors: Callable[..., Supervisord],
+    hub_server: Callable[..., HubServer],
+    tmp_path: Path,
 ) -> None:
     sv = supervisors(
         "alpha",
@@ -83,7 +87,8 @@ def test_schemathesis_finds_no_failure_of_any_check_issue8(
             Program("worker", demo_program("worker", "alpha-worker"), numprocs=2, group="workers"),
         ],
     )
-    hub = hub_server(source_config(sv))
+    history = HistoryConfig(url=str(tmp_path / "test.history.db"))  # its routes too (issue 13)
+    hub = hub_server(source_config(sv), history=history)
     wait_for(lambda: len(hub.processes()) == 4, 20, "alpha's processes")
     operations = {
         f"{method.upper()} {path}"
@@ -97,8 +102,9 @@ def test_schemathesis_finds_no_failure_of_any_check_issue8(
         "POST /api/login",  # issue 11
         "GET /api/audit",
         "GET /metrics",  # issue 13
+        "GET /api/history/fleet",
     } <= operations
-    assert len(operations) >= 18
+    assert len(operations) >= 23
 
     problems, tested, cases = run_schemathesis(hub.url)
 

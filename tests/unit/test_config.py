@@ -10,6 +10,7 @@ import pytest
 from fleetwatch.config import (
     DEFAULT_LISTEN,
     Config,
+    HistoryConfig,
     HubConfig,
     IcecreamSourceConfig,
     PiwheelsSourceConfig,
@@ -86,6 +87,7 @@ password = "hunter2"
 def test_design_example(tmp_path: Path) -> None:
     path = write(tmp_path, DESIGN_EXAMPLE)
     assert load_config(path) == Config(
+        history=HistoryConfig(),
         path=path,
         hub=HubConfig(name="ACME", listen="127.0.0.1:22000"),
         sources={
@@ -137,7 +139,9 @@ def test_passwords_are_secrets_and_never_shown(tmp_path: Path) -> None:
 def test_hub_defaults(tmp_path: Path) -> None:
     path = write(tmp_path, SV)
     assert load_config(path) == Config(
-        path=path, sources={"sv": SupervisorSourceConfig(name="sv", url="http://h:9001")}
+        history=HistoryConfig(),
+        path=path,
+        sources={"sv": SupervisorSourceConfig(name="sv", url="http://h:9001")},
     )
     assert load_config(path).hub == HubConfig(
         name="fleetwatch",
@@ -281,12 +285,15 @@ def test_users_as_inline_array(tmp_path: Path) -> None:
         # unknown tables and top-level keys
         (
             "[hub]\n\n[web]\nport = 1\n",
-            "fleet.toml:3: web: unknown table (expected hub, sources or users)",
+            "fleet.toml:3: web: unknown table (expected hub, sources, users or history)",
         ),
-        ('title = "x"\n', "fleet.toml:1: title: unknown key (expected hub, sources or users)"),
+        (
+            'title = "x"\n',
+            "fleet.toml:1: title: unknown key (expected hub, sources, users or history)",
+        ),
         (
             '[global]\nname = "x"\n',
-            "fleet.toml:1: global: unknown table (expected hub, sources or users) "
+            "fleet.toml:1: global: unknown table (expected hub, sources, users or history) "
             "(a Multivisor INI file? name it *.ini)",
         ),
         # wrong types
@@ -608,6 +615,7 @@ url = tcp://10.0.0.7:9003
 def test_multivisor_readme_example(tmp_path: Path) -> None:
     path = write(tmp_path, README_INI, "multivisor.conf")
     assert load_config(path) == Config(
+        history=HistoryConfig(),
         path=path,
         hub=HubConfig(name="ACME"),
         sources={

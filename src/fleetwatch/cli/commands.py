@@ -293,18 +293,70 @@ def status(
     url: Url = None,
     token: Token = None,
     json: Json = False,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="TIME",
+            help="the fleet as it was then, from the history (3:12, -2h, ISO...)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Processes, nodes and jobs matching FILTER, coloured by state, with a summary.
 
     --json prints {"sources": [...], "nodes": [...], "processes": [...], "jobs": [...]},
-    each list as GET /api/{kind}?q=FILTER answers it.
+    each list as GET /api/{kind}?q=FILTER answers it. With --at, the fleet as it was at
+    TIME (GET /api/history/fleet), filtered here, and "at" in the JSON.
     """
 
     def body() -> None:
+        if at is not None:
+            from fleetwatch.cli.history import status_at
+
+            with _client(url, token) as hub:
+                status_at(hub, at, filter, json)
+            return
         from fleetwatch.cli.status import status as run
 
         with _client(url, token) as hub:
             run(hub, filter, json)
+
+    _run(body)
+
+
+@app.command()
+def history(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="PROCESS|HOST",
+            help="a process (SOURCE:GROUP:NAME or NAME) or a host (SOURCE/HOST or HOST)",
+        ),
+    ],
+    since: Annotated[
+        str | None,
+        typer.Option("--since", metavar="TIME", help="from (default: a day before --until)"),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", metavar="TIME", help="to (default: now)")
+    ] = None,
+    url: Url = None,
+    token: Token = None,
+    json: Json = False,
+) -> None:
+    """A process's state changes, or a host's and the jobs it ran, from the hub's history.
+
+    TIME is local time: 2026-12-02T03:12, 3:12 (the last one), "yesterday 03:00", -2h,
+    "30m ago", now, or Unix seconds. --json prints GET /api/history/processes/ID (or
+    /nodes/ID) as it answers.
+    """
+
+    def body() -> None:
+        from fleetwatch.cli.history import history as run
+
+        with _client(url, token) as hub:
+            run(hub, target, since, until, json)
 
     _run(body)
 

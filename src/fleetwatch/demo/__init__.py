@@ -25,6 +25,7 @@ from types import FrameType
 
 from fleetwatch.config import (
     Config,
+    HistoryConfig,
     HubConfig,
     IcecreamSourceConfig,
     PiwheelsSourceConfig,
@@ -139,7 +140,11 @@ def _run(sock: socket.socket, listen: str) -> int:
             else:
                 print(f"no icecream cluster in this demo: {why_not}", flush=True)
             config = Config(
-                path="<demo>", hub=HubConfig(name="fleetwatch demo", listen=listen), sources=sources
+                path="<demo>",
+                hub=HubConfig(name="fleetwatch demo", listen=listen),
+                sources=sources,
+                # the history of this run, for the time slider (issue 13)
+                history=HistoryConfig(url=str(Path(tmp) / "demo.history.db")),
             )
             server, _ = build_server(config)
             print(

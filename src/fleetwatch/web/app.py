@@ -45,6 +45,7 @@ from fleetwatch.errors import ActionError, SourceError
 from fleetwatch.hub import Hub
 from fleetwatch.model import ActionSpec, Kind, dumps
 from fleetwatch.publishers.metrics import CONTENT_TYPE, FleetMetrics
+from fleetwatch.publishers.history import History
 from fleetwatch.sources.base import Target
 from fleetwatch.web.auth import (
     Auth,
@@ -57,6 +58,7 @@ from fleetwatch.web.auth import (
     visible_snapshot,
 )
 from fleetwatch.web.guard import Guard, GuardMiddleware
+from fleetwatch.web.history import add_history_routes
 from fleetwatch.web.multivisor import multivisor_app
 from fleetwatch.web.stream import serve_stream
 
@@ -151,6 +153,8 @@ def create_app(
         if manage_hub:
             await hub.start()
         following = asyncio.get_running_loop().create_task(metrics.run(), name="metrics")
+        if history is not None:
+            history.start()
         try:
             yield
         finally:
@@ -159,6 +163,8 @@ def create_app(
                 await following
             if manage_hub:
                 await hub.stop()
+            if history is not None:
+                await history.stop()  # after the hub's last commit: nothing is lost
             auth.close()
 
     app = FastAPI(
@@ -177,6 +183,7 @@ def create_app(
     app.add_middleware(AuthMiddleware, auth=auth)  # inside the guard: Host/Origin first
     app.add_middleware(GuardMiddleware, guard=guard)
     add_auth_routes(app, auth)
+    app.state.history = history = _history(hub)  # the event store (publishers/history.py)
 
     def openapi() -> dict[str, Any]:
         # Not cached: sources may be added at run time, and with them actions.
@@ -340,6 +347,8 @@ def create_app(
     for plural, kind in _KINDS.items():
         list_route(plural, kind)
 
+    add_history_routes(app, history, _GUARDED)  # /api/history... (web/history.py)
+
     @app.websocket("/api/stream")
     async def stream(ws: WebSocket) -> None:
         await serve_stream(ws, hub, StreamView.of(ws.scope))
@@ -376,6 +385,18 @@ def create_app(
 
     app.mount("/", StaticFiles(directory=static, html=True, check_dir=False), name="static")
     return app
+
+
+def _history(hub: Hub) -> History | None:
+    """The hub's history when ``[history]`` is on; None (routes answer 404) when it is off
+    or its store cannot be opened (said once, with no secret)."""
+    from fleetwatch.publishers.history import History, HistoryUnavailable
+
+    try:
+        return History.for_hub(hub)
+    except HistoryUnavailable as exc:
+        log.error("history is off: %s", exc)
+        return None
 
 
 _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>fleetwatch</title>
