@@ -44,8 +44,8 @@ from fleetwatch.config import parse_listen
 from fleetwatch.errors import ActionError, SourceError
 from fleetwatch.hub import Hub
 from fleetwatch.model import ActionSpec, Kind, dumps
-from fleetwatch.publishers.metrics import CONTENT_TYPE, FleetMetrics
 from fleetwatch.publishers.history import History
+from fleetwatch.publishers.metrics import CONTENT_TYPE, FleetMetrics
 from fleetwatch.sources.base import Target
 from fleetwatch.web.auth import (
     Auth,
