@@ -28,9 +28,16 @@ export function setPermit(fn: (name: string) => boolean): void {
   permit = fn
 }
 
+let readOnly: () => boolean = () => false
+
+/** When the page may act on nothing (lib/history.ts: while it shows the past). */
+export function setReadOnly(fn: () => boolean): void {
+  readOnly = fn
+}
+
 /** Whether the caller may run `spec` (no button, menu item or hot-key otherwise). */
 export function permitted(spec: ActionSpec): boolean {
-  return permit(spec.name)
+  return !readOnly() && permit(spec.name)
 }
 
 /** Whether `spec` may act on a node whose `labels.role` is `role` (its `roles`; none = every node). */
@@ -97,6 +104,10 @@ export function summarize(name: string, results: BulkResult[]): { ok: boolean; t
  */
 export async function perform(spec: ActionSpec, targets: Target[]): Promise<BulkResult[] | null> {
   if (targets.length === 0) return []
+  if (readOnly()) {
+    toaster.show('The past is read-only: go back to live to act', { key: 'read-only', severity: 'error' })
+    return null
+  }
   let params: Record<string, unknown> = {}
   if (spec.confirm || spec.params.length > 0 || targets.length > 1) {
     const what = targets.length === 1 ? targets[0].id : `${targets.length} ${plural(targets[0].kind)}`

@@ -21,12 +21,20 @@ const browserScheduler: Scheduler = {
   later: (fn, ms) => setTimeout(fn, ms),
 }
 
+function emptyMaps(): Maps {
+  return { source: new Map(), node: new Map(), process: new Map(), job: new Map() }
+}
+
 export class FleetStore {
-  readonly maps: Maps = {
-    source: new Map(),
-    node: new Map(),
-    process: new Map(),
-    job: new Map(),
+  /** The live fleet, fed by the stream (also while the views show the past). */
+  readonly live: Maps = emptyMaps()
+  private pastMaps: Maps | null = null
+  /** The time (Unix s) the views show, or null for live (issue 13: time travel). */
+  readonly past = ref<number | null>(null)
+
+  /** What the views read: the live fleet, or the fleet as it was at `past`. */
+  get maps(): Maps {
+    return this.pastMaps ?? this.live
   }
   seq = -1
   epoch = ''
@@ -68,7 +76,7 @@ export class FleetStore {
   /** Replace everything with a snapshot. */
   applySnapshot(frame: SnapshotFrame): void {
     for (const kind of KINDS) {
-      const map = this.maps[kind] as Map<string, unknown>
+      const map = this.live[kind] as Map<string, unknown>
       map.clear()
       for (const item of frame[PLURAL[kind]]) map.set(item.id, item)
       this.dirty.add(kind)
@@ -83,7 +91,7 @@ export class FleetStore {
   applyDelta(frame: DeltaFrame): boolean {
     if (this.seq < 0 || frame.seq - frame.changes.length !== this.seq) return false
     for (const c of frame.changes) {
-      const map = this.maps[c.kind] as Map<string, unknown> | undefined
+      const map = this.live[c.kind] as Map<string, unknown> | undefined
       if (!map) continue
       if (c.op === 'put') map.set(c.id, c.value)
       else map.delete(c.id)
@@ -92,6 +100,28 @@ export class FleetStore {
     this.seq = frame.seq
     this.schedule()
     return true
+  }
+
+  /** Show the fleet as a history snapshot says it was (read-only: see lib/actions.ts). */
+  showPast(frame: SnapshotFrame, at: number): void {
+    const maps = emptyMaps()
+    for (const kind of KINDS) {
+      const map = maps[kind] as Map<string, unknown>
+      for (const item of frame[PLURAL[kind]]) map.set(item.id, item)
+    }
+    this.pastMaps = maps
+    this.past.value = at
+    for (const kind of KINDS) this.dirty.add(kind)
+    this.schedule()
+  }
+
+  /** Back to the live fleet, at once: it was kept up to date meanwhile. */
+  showLive(): void {
+    if (this.pastMaps === null && this.past.value === null) return
+    this.pastMaps = null
+    this.past.value = null
+    for (const kind of KINDS) this.dirty.add(kind)
+    this.schedule()
   }
 
   addNote(note: Note): void {
