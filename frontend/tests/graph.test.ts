@@ -157,3 +157,37 @@ describe('bounds', () => {
     expect(b.y1).toBeGreaterThan(100 + g.nodes[1].r) // room for the label under the node
   })
 })
+
+describe("icemon's star view (issue 12)", () => {
+  it('colours by slot use, not by the machine load', async () => {
+    const { slotColor, nodeFill } = await import('../src/lib/graph')
+    const idleOnBusyMachine = nodeFill({ blocked: false, used: 0, slots: 4, load: 950 }, 'slots')
+    expect(idleOnBusyMachine).toBe(slotColor(0, 4))
+    expect(idleOnBusyMachine).not.toMatch(/^hsl\(0 /)
+    expect(slotColor(4, 4)).toBe('hsl(40 62% 44%)')
+    expect(nodeFill({ blocked: false, used: 0, slots: 4, load: 1000 }, 'load')).toBe('hsl(0 68% 46%)')
+  })
+  it('puts a scheduler at each cluster anchor, named by its source when several', async () => {
+    const { schedulers, clusterAnchors } = await import('../src/lib/graph')
+    const one = schedulers([{ id: 'ice', name: 'ice', address: '10.0.0.1:8765' }], clusterAnchors(['ice'], 800, 600))
+    expect(one).toEqual([{ id: 'scheduler:ice', source: 'ice', label: '10.0.0.1:8765', x: 400, y: 300 }])
+    const two = schedulers(
+      [
+        { id: 'a', name: 'a' },
+        { id: 'b', name: 'b' },
+      ],
+      clusterAnchors(['a', 'b'], 800, 600),
+    )
+    expect(two.map((s) => s.label)).toEqual(['a', 'b'])
+    expect(two[0].y).not.toBe(two[1].y)
+  })
+  it('spreads hosts with the canvas and labels job edges', async () => {
+    const { starRadius, edgeLabel } = await import('../src/lib/graph')
+    expect(starRadius(3, 1, 1200, 800)).toBeGreaterThanOrEqual(90)
+    expect(starRadius(40, 1, 1200, 800)).toBe(800 * 0.36)
+    const job = { id: 'ice#1', file: '/src/dir/unit1.c' } as never
+    expect(edgeLabel({ lane: 0, lanes: 1, job })).toBe('unit1.c')
+    expect(edgeLabel({ lane: 0, lanes: 3, job })).toBe('3 jobs · unit1.c')
+    expect(edgeLabel({ lane: 1, lanes: 3, job })).toBeNull()
+  })
+})

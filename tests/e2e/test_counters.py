@@ -139,3 +139,55 @@ def test_a_job_opens_its_details_and_a_host_its_recent_jobs(
     )
     assert node["metrics"]["jobs_failed"] >= failed_here >= 1
     expect(summary).to_contain_text(f"{failed_here} failed")
+
+
+def test_the_star_view_has_the_scheduler_in_the_centre_and_a_legend_for_every_mark(
+    page: Page, hub: tuple[HubServer, IcecreamCluster]
+) -> None:
+    """icemon's star view (issue 12): hosts around their scheduler, coloured by slot use."""
+    server, cluster = hub
+    page.goto(f"{server.url}/#/cluster?tab=graph")
+    graph = tid(page, "cluster-graph")
+    expect(graph).to_be_visible()
+    scheduler = page.locator(f'[data-testid="graph-scheduler"][data-id="{SOURCE}"]')
+    expect(scheduler).to_have_count(1)
+    hosts = {f"{SOURCE}/{cluster.host_name(d)}" for d in cluster.daemons}
+    for host in hosts:
+        expect(page.locator(f'[data-testid="graph-spoke"][data-id="{host}"]')).to_have_count(1)
+    # Settled: the scheduler sits amid its hosts (their centroid is near it).
+    page.screenshot(path="/tmp/star-early.png")
+
+    def settled() -> dict[str, float] | None:
+        spread: dict[str, float] = page.evaluate(SPREAD, SOURCE)
+        return spread if spread["off"] < spread["nearest"] and spread["nearest"] > 40 else None
+
+    wait_for(settled, 20, "the hosts around their scheduler")
+    legend = tid(page, "graph-legend")
+    marks = set(legend.locator("[data-mark]").evaluate_all("els => els.map(e => e.dataset.mark)"))
+    assert {"scheduler", "fill", "ring", "job", "no-remote", "blocked", "local"} <= marks
+    # Idle hosts are coloured by their (empty) slots, whatever the machine's load.
+    fills = set(
+        page.locator('[data-testid="graph-node"] .body').evaluate_all(
+            "els => els.map(e => e.dataset.fill)"
+        )
+    )
+    assert fills == {"hsl(205 45% 62%)"}, fills
+    tid(page, "graph-colour").click()
+    expect(legend).to_contain_text("fill: load")
+    screenshot(page, "star-view")
+    tid(page, "graph-colour").click()
+
+
+SPREAD = """(source) => {
+    const at = (el) => {
+        const r = el.getBoundingClientRect()
+        return [r.x + r.width / 2, r.y + r.height / 2]
+    }
+    const sel = `[data-testid="graph-scheduler"][data-id="${source}"] rect`
+    const s = at(document.querySelector(sel))
+    const hs = [...document.querySelectorAll('[data-testid="graph-node"] .body')].map(at)
+    const cx = hs.reduce((a, h) => a + h[0], 0) / hs.length
+    const cy = hs.reduce((a, h) => a + h[1], 0) / hs.length
+    const r = Math.min(...hs.map((h) => Math.hypot(h[0] - s[0], h[1] - s[1])))
+    return { off: Math.hypot(cx - s[0], cy - s[1]), nearest: r }
+}"""

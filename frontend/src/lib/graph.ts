@@ -247,3 +247,58 @@ export function bounds(nodes: GraphNode[]): { x0: number; y0: number; x1: number
   }
   return { x0, y0, x1, y1 }
 }
+
+// -- icemon's star view (issue 12) --------------------------------------------------------
+
+/**
+ * Fill for a host by its slot use (jobs running / job slots): a calm blue when idle, green
+ * while it has free slots, amber when full. Machine load is a separate ring (loadColor):
+ * an idle host on a loaded machine is no longer red.
+ */
+export function slotColor(used: number, slots: number): string {
+  if (slots <= 0) return 'hsl(215 12% 62%)'
+  const f = Math.max(0, Math.min(1, used / slots))
+  if (f === 0) return 'hsl(205 45% 62%)'
+  return `hsl(${Math.round(140 - f * 100)} 62% 44%)`
+}
+
+/** The fill of a node in the chosen colouring. */
+export function nodeFill(n: Pick<GraphNode, 'blocked' | 'used' | 'slots' | 'load'>, by: 'slots' | 'load'): string {
+  if (n.blocked) return BLOCKED_FILL
+  return by === 'slots' ? slotColor(n.used, n.slots) : loadColor(n.load)
+}
+
+/** A scheduler at the centre of its cluster (one per icecream source). */
+export interface SchedulerNode {
+  id: string
+  source: string
+  label: string
+  x: number
+  y: number
+}
+
+/** The schedulers of `sources`, each at its cluster's anchor. */
+export function schedulers(
+  sources: { id: string; name: string; address?: string }[],
+  anchors: Map<string, { x: number; y: number }>,
+): SchedulerNode[] {
+  return sources
+    .filter((s) => anchors.has(s.id))
+    .map((s) => {
+      const a = anchors.get(s.id) as { x: number; y: number }
+      return { id: `scheduler:${s.id}`, source: s.id, label: sources.length > 1 ? s.name : s.address || s.name, x: a.x, y: a.y }
+    })
+}
+
+/** How far from its scheduler a cluster's hosts sit: spread over the canvas, not huddled. */
+export function starRadius(hosts: number, clusters: number, width: number, height: number): number {
+  const room = Math.min(width, height) * (clusters > 1 ? 0.2 : 0.36)
+  return Math.max(90, Math.min(room, 60 + hosts * 22))
+}
+
+/** The label of a job edge: its file's base name; lane 0 of several carries the count. */
+export function edgeLabel(l: Pick<GraphLink, 'lane' | 'lanes' | 'job'>): string | null {
+  const base = l.job.file ? l.job.file.slice(l.job.file.lastIndexOf('/') + 1) : l.job.id
+  if (l.lanes <= 1) return base
+  return l.lane === 0 ? `${l.lanes} jobs · ${base}` : null
+}
