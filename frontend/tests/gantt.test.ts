@@ -149,3 +149,28 @@ describe('timeTicks', () => {
     expect(timeTicks({ from: 0, to: 900 }, 4)[1]).toBe(300)
   })
 })
+
+describe('timeline labels and windows (issue 12)', () => {
+  it('cuts host names in the middle so that two stay apart', async () => {
+    const { middleTruncate } = await import('../src/lib/gantt')
+    const a = middleTruncate('demo-remote1', 9)
+    const b = middleTruncate('demo-remote2', 9)
+    expect(a).not.toBe(b)
+    expect(a).toHaveLength(9)
+    expect(a.endsWith('1')).toBe(true)
+    expect(middleTruncate('short', 9)).toBe('short')
+  })
+  it('names files by their base name and measures them', async () => {
+    const { fileLabel, labelWidth } = await import('../src/lib/gantt')
+    expect(fileLabel('/work/src/unit1.c')).toBe('unit1.c')
+    expect(labelWidth('unit1.c')).toBeGreaterThan(40)
+  })
+  it('offers an hour only when the ring reaches back', async () => {
+    const { windows } = await import('../src/lib/gantt')
+    const fresh = windows([{ started: 990, ended: 995 }], 1000)
+    expect(fresh.find((w) => w.s === 3600)?.covered).toBe(false)
+    expect(fresh.find((w) => w.s === 900)?.covered).toBe(true)
+    const old = windows([{ started: 1000 - 3000, ended: null }], 1000)
+    expect(old.find((w) => w.s === 3600)?.covered).toBe(true)
+  })
+})

@@ -191,3 +191,51 @@ SPREAD = """(source) => {
     const r = Math.min(...hs.map((h) => Math.hypot(h[0] - s[0], h[1] - s[1])))
     return { off: Math.hypot(cx - s[0], cy - s[1]), nearest: r }
 }"""
+
+
+def test_the_timeline_pauses_and_tells_its_hosts_apart(
+    page: Page, hub: tuple[HubServer, IcecreamCluster]
+) -> None:
+    """icemon's Gantt view (issue 12): pause freezes the bars; host names stay distinct."""
+    server, cluster = hub
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server.url}/#/cluster?tab=timeline")
+    names = tid(page, "gantt-host")
+    expect(names).to_have_count(len(cluster.daemons))
+    labels = names.all_inner_texts()
+    assert len(set(labels)) == len(labels), labels
+    page.set_viewport_size({"width": 1400, "height": 900})
+    tid(page, "gantt-pause").click()
+    expect(tid(page, "gantt-paused")).to_contain_text("paused at")
+    before = set(
+        page.locator('[data-testid="gantt-bar"]').evaluate_all("els => els.map(e => e.dataset.id)")
+    )
+    known = {j["id"] for j in server.get("/api/jobs")}
+    assert cluster.compile(2, 2) == [0, 0]
+    wait_for(
+        lambda: len([j for j in server.get("/api/jobs") if j["id"] not in known]) >= 2,
+        60,
+        "the new jobs in the hub",
+    )
+    during = set(
+        page.locator('[data-testid="gantt-bar"]').evaluate_all("els => els.map(e => e.dataset.id)")
+    )
+    assert during == before, "a paused timeline drew new bars"
+    screenshot(page, "timeline-paused")
+    page.keyboard.press("z")  # resume
+    expect(tid(page, "gantt-paused")).to_have_count(0)
+    wait_for(
+        lambda: (
+            len(
+                set(
+                    page.locator('[data-testid="gantt-bar"]').evaluate_all(
+                        "els => els.map(e => e.dataset.id)"
+                    )
+                )
+                - before
+            )
+            >= 2
+        ),
+        20,
+        "the new bars once resumed",
+    )

@@ -194,3 +194,42 @@ export function timeTicks(win: GanttWindow, maxTicks = 8): number[] {
   for (let t = Math.ceil(win.from / step) * step; t <= win.to; t += step) out.push(t)
   return out
 }
+
+// -- labels and windows (issue 12) -----------------------------------------------------------
+
+/**
+ * `name` cut to `max` characters in the middle, keeping its end: "demo-remote1" and
+ * "demo-remote2" stay apart ("demo…ote1"), where an ellipsis at the end made both "demo-re…".
+ */
+export function middleTruncate(name: string, max: number): string {
+  if (name.length <= max || max < 5) return name
+  const keepEnd = Math.ceil((max - 1) / 2)
+  const keepStart = max - 1 - keepEnd
+  return `${name.slice(0, keepStart)}…${name.slice(name.length - keepEnd)}`
+}
+
+/** About how many px a label of `text` takes at the bars' 11 px font. */
+export function labelWidth(text: string): number {
+  return text.length * 6.2 + 8
+}
+
+/** A job's file, as a bar shows it: its base name. */
+export function fileLabel(file: string): string {
+  return file.slice(file.lastIndexOf('/') + 1)
+}
+
+/** The windows the timeline offers, and whether the hub's ring of jobs reaches back that far. */
+export function windows(jobs: Iterable<{ started: number | null; ended: number | null }>, nowSec: number): { s: number; label: string; covered: boolean }[] {
+  let oldest = nowSec
+  for (const j of jobs) {
+    const t = j.started ?? j.ended
+    if (t !== null && t < oldest) oldest = t
+  }
+  const reach = nowSec - oldest
+  return [
+    { s: 60, label: '1 min' },
+    { s: 300, label: '5 min' },
+    { s: 900, label: '15 min' },
+    { s: 3600, label: '1 h' },
+  ].map((w) => ({ ...w, covered: w.s <= 900 || reach >= w.s * 0.5 }))
+}
