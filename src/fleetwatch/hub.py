@@ -70,6 +70,8 @@ class Subscription:
         self._max = max_backlog
         self._wake = asyncio.Event()
         self.resync = False
+        self.client = True
+        """A client's subscription (False: one of the hub's own followers)."""
         self.dropped = 0
         """How many times this subscriber fell behind."""
 
@@ -395,14 +397,18 @@ class Hub:
         self.flush()
         return self.fleet.snapshot()
 
-    def subscribe(self, max_backlog: int | None = None) -> Subscription:
+    def subscribe(self, max_backlog: int | None = None, *, client: bool = True) -> Subscription:
+        """A new subscription. ``client=False`` for the hub's own followers (metrics, the
+        history, a collector's bus): they are not counted in :attr:`subscribers`."""
         sub = Subscription(self, self.max_backlog if max_backlog is None else max_backlog)
+        sub.client = client
         self._subscriptions.add(sub)
         return sub
 
     @property
     def subscribers(self) -> int:
-        return len(self._subscriptions)
+        """Clients following the hub (stream clients, TUIs, Multivisor's event streams)."""
+        return sum(s.client for s in self._subscriptions)
 
     def backlog(self) -> int:
         """The most deltas any subscriber has queued and not read yet."""

@@ -574,6 +574,8 @@ def test_the_cli_module_imports_only_typer_issue8_latency() -> None:
         (["--help"], ("serve", "demo", "discover", "version", "--version")),
         (["serve", "--help"], ("--config", "--listen", "--root-path")),
         (["demo", "--help"], ("--listen",)),
+        # Issue 13: a help text with "[/DB]" was read as Rich markup and raised.
+        (["collect", "--help"], ("--bus", "--name")),
     ],
 )
 def test_version_and_help_still_answer_issue8_latency(

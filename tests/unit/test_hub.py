@@ -808,3 +808,19 @@ async def test_a_hub_built_while_a_loop_runs_starts_its_sources_only_on_start() 
     finally:
         await hub.stop()
     assert not hub._tasks
+
+
+def test_the_hubs_own_followers_are_not_counted_as_subscribers_issue13() -> None:
+    """Metrics, the history and a collector follow the hub too; /api/health's
+    ``subscribers`` (and the stream tests that wait for it to drop) count clients only."""
+    hub = Hub(Config(path="test", hub=HubConfig(), sources={}))
+    internal = hub.subscribe(client=False)
+    assert hub.subscribers == 0
+    client = hub.subscribe()
+    assert hub.subscribers == 1
+    client.close()
+    assert hub.subscribers == 0
+    hub._put(Process(id="s:g:p", source="s", group="g", name="p", state="RUNNING"))
+    hub.flush()
+    assert internal.backlog == 1  # it still receives every delta
+    internal.close()

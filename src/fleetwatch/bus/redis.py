@@ -159,7 +159,7 @@ class Collector:
         """Publish until ``stop`` is set (or the task is cancelled)."""
         stop = stop or asyncio.Event()
         self.redis = connect(self.url)
-        sub = self.hub.subscribe(max_backlog=10_000)
+        sub = self.hub.subscribe(max_backlog=10_000, client=False)
         await self.hub.start()
         tasks: list[asyncio.Task[Any]] = []
         try:

@@ -173,7 +173,7 @@ def serve(
     ] = False,
     bus: Annotated[
         str | None,
-        typer.Option(help="redis://HOST:PORT[/DB]: also watch the collectors publishing there"),
+        typer.Option(help="redis://HOST:PORT/DB (/DB optional): also watch the collectors there"),
     ] = None,
 ) -> None:
     """Watch the fleet described by CONFIG and serve the API and web app."""
@@ -206,7 +206,7 @@ def collect(
     config: Annotated[
         Path, typer.Option("-c", "--config", help="TOML file of the sources", readable=False)
     ],
-    bus: Annotated[str, typer.Option(help="redis://HOST:PORT[/DB] to publish to")],
+    bus: Annotated[str, typer.Option(help="redis://HOST:PORT/DB (the /DB optional) to publish to")],
     name: Annotated[
         str | None, typer.Option(help="this collector's name (default: the host's name)")
     ] = None,

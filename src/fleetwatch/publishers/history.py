@@ -186,7 +186,7 @@ class History:
     def start(self) -> None:
         """Subscribe and start writing (on the hub's loop). The first snapshot is now."""
         self._writer.start()
-        self._sub = self.hub.subscribe(max_backlog=MAX_BACKLOG)
+        self._sub = self.hub.subscribe(max_backlog=MAX_BACKLOG, client=False)
         self._snap(self.hub.snapshot())  # no await since subscribe(): no gap
         self.hub.action_hooks.append(self._action)
         self._task = asyncio.get_running_loop().create_task(self._consume(), name="history")

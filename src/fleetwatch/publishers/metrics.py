@@ -42,7 +42,7 @@ from fleetwatch.model import Delta, Job, Node, Process, Snapshot, Source
 from fleetwatch.publishers.notifications import Notification
 
 if TYPE_CHECKING:
-    from fleetwatch.hub import Hub, Subscription
+    from fleetwatch.hub import Hub
 
 __all__ = ["CONTENT_TYPE", "FleetMetrics"]
 
@@ -163,13 +163,12 @@ class FleetMetrics:
             "How late the hub's event loop ran a timer, measured every second",
             registry=r,
         )
-        self.registry.register(_ModelCollector(hub, self))
+        self.registry.register(_ModelCollector(hub))
         self._processes: dict[str, Process] = {}
         self._jobs: dict[str, Job] = {}
         """Jobs not yet finished, as last seen."""
         self._finished: OrderedDict[str, None] = OrderedDict()
         """Jobs already counted as finished, newest last (bounded: FINISHED_KEPT)."""
-        self._subscription: Subscription | None = None
         self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         """Label children by (metric, label values): ``labels()`` costs a lock and a
         validation per call, a quarter of the follower's time before this cache."""
@@ -249,7 +248,7 @@ class FleetMetrics:
 
     async def run(self) -> None:
         """Follow the hub until cancelled."""
-        sub = self._subscription = self.hub.subscribe(max_backlog=10_000)
+        sub = self.hub.subscribe(max_backlog=10_000, client=False)
         lag = asyncio.get_running_loop().create_task(self._measure_lag(), name="metrics:lag")
         try:
             self.baseline(self.hub.snapshot())
@@ -269,7 +268,6 @@ class FleetMetrics:
             with contextlib.suppress(asyncio.CancelledError):
                 await lag
             sub.close()
-            self._subscription = None
 
     async def _measure_lag(self) -> None:
         loop = asyncio.get_running_loop()
@@ -277,10 +275,6 @@ class FleetMetrics:
             due = loop.time() + LAG_EVERY
             await asyncio.sleep(LAG_EVERY)
             self.loop_lag.set(max(0.0, loop.time() - due))
-
-    @property
-    def own_subscriptions(self) -> int:
-        return 0 if self._subscription is None else 1
 
     # -- scraping ------------------------------------------------------------------
 
@@ -313,9 +307,8 @@ class _Filtered:
 class _ModelCollector(Collector):
     """Gauges read from the model at each scrape."""
 
-    def __init__(self, hub: Hub, metrics: FleetMetrics) -> None:
+    def __init__(self, hub: Hub) -> None:
         self.hub = hub
-        self.metrics = metrics
 
     def describe(self) -> Iterable[Metric]:
         return ()  # names are known only at collect time; nothing to check up front
@@ -331,7 +324,7 @@ class _ModelCollector(Collector):
 
     def _hub_gauges(self) -> Iterator[Metric]:
         hub = self.hub
-        clients = hub.subscribers - self.metrics.own_subscriptions
+        clients = hub.subscribers
         yield _gauge(
             "fleetwatch_hub_seq", "The sequence number of the last committed change", hub.fleet.seq
         )
