@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
-from fleetwatch.config import Config, HubConfig
+from fleetwatch.config import Config, HubConfig, IcecreamSourceConfig
+from fleetwatch.demo.icecream import IcecreamCluster
 from fleetwatch.demo.supervisord import Program, Supervisord, free_port, stop_all
 from fleetwatch.web.app import static_dir
 from tests.conftest import IN_CI, HubServer, require, source_config, standard_programs, wait_for
@@ -405,3 +407,33 @@ def hub_process(tmp_path: Path) -> Iterator[Callable[..., HubProcess]]:
     yield make
     for hub in made:
         hub.stop()
+
+
+@contextmanager
+def icecream_hub(
+    cluster: IcecreamCluster, source: str, netname: str, name: str
+) -> Iterator[HubServer]:
+    """A real hub watching ``cluster`` as source ``source``, online with every host."""
+    config = Config(
+        path="e2e",
+        hub=HubConfig(name=name, listen=f"127.0.0.1:{free_port()}"),
+        sources={
+            source: IcecreamSourceConfig(
+                name=source, scheduler=f"127.0.0.1:{cluster.port}", netname=netname
+            )
+        },
+    )
+    server = HubServer(config)
+    try:
+        wait_for(lambda: server.source(source)["status"] == "online", 90, "scheduler online")
+        wait_for(
+            lambda: (
+                len(server.get("/api/nodes", params={"q": f"source:{source}"}))
+                == len(cluster.daemons)
+            ),
+            90,
+            "every host in the hub",
+        )
+        yield server
+    finally:
+        server.close()

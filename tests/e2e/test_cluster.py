@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from fleetwatch.config import Config, HubConfig, IcecreamSourceConfig
 from fleetwatch.demo.icecream import IcecreamCluster
-from fleetwatch.demo.supervisord import free_port
 from tests.conftest import HubServer, icecc_cluster, wait_for
 from tests.e2e.conftest import (
     action_spec,
+    icecream_hub,
     rows_ids,
     screenshot,
     tid,
@@ -40,22 +39,8 @@ def cluster() -> Iterator[IcecreamCluster]:
 
 @pytest.fixture(scope="module")
 def hub(cluster: IcecreamCluster) -> Iterator[HubServer]:
-    config = Config(
-        path="e2e",
-        hub=HubConfig(name="e2e cluster", listen=f"127.0.0.1:{free_port()}"),
-        sources={
-            SOURCE: IcecreamSourceConfig(
-                name=SOURCE, scheduler=f"127.0.0.1:{cluster.port}", netname=NETNAME
-            )
-        },
-    )
-    server = HubServer(config)
-    try:
-        wait_for(lambda: server.source(SOURCE)["status"] == "online", 90, "scheduler online")
-        wait_for(lambda: len(nodes(server)) == len(cluster.daemons), 90, "every host in the hub")
+    with icecream_hub(cluster, SOURCE, NETNAME, "e2e cluster") as server:
         yield server
-    finally:
-        server.close()
 
 
 def nodes(hub: HubServer) -> dict[str, dict[str, Any]]:

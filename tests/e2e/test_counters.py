@@ -11,11 +11,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from fleetwatch.config import Config, HubConfig, IcecreamSourceConfig
 from fleetwatch.demo.icecream import IcecreamCluster
-from fleetwatch.demo.supervisord import free_port
 from tests.conftest import HubServer, icecc_cluster, wait_for
-from tests.e2e.conftest import screenshot, tid
+from tests.e2e.conftest import icecream_hub, screenshot, tid
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -26,25 +24,11 @@ NETNAME = "FWCOUNT"
 @pytest.fixture(scope="module")
 def hub() -> Iterator[tuple[HubServer, IcecreamCluster]]:
     # Aliases 127.0.0.81+: other cluster tests use 40+, 60+ and 160+.
-    with icecc_cluster(netname=NETNAME, remotes=2, first_alias=80) as cluster:
-        config = Config(
-            path="e2e",
-            hub=HubConfig(name="e2e counters", listen=f"127.0.0.1:{free_port()}"),
-            sources={
-                SOURCE: IcecreamSourceConfig(
-                    name=SOURCE, scheduler=f"127.0.0.1:{cluster.port}", netname=NETNAME
-                )
-            },
-        )
-        server = HubServer(config)
-        try:
-            wait_for(lambda: server.source(SOURCE)["status"] == "online", 90, "scheduler online")
-            wait_for(
-                lambda: len(server.get("/api/nodes")) == len(cluster.daemons), 90, "every host"
-            )
-            yield server, cluster
-        finally:
-            server.close()
+    with (
+        icecc_cluster(netname=NETNAME, remotes=2, first_alias=80) as cluster,
+        icecream_hub(cluster, SOURCE, NETNAME, "e2e counters") as server,
+    ):
+        yield server, cluster
 
 
 def totals(server: HubServer) -> dict[str, Any]:

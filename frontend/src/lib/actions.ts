@@ -3,8 +3,9 @@
 
 import { runAction } from './api'
 import { ask } from './confirm'
+import { isLive } from './processes'
 import { toaster } from './toasts'
-import type { ActionResult, ActionSpec, Source, Target } from './types'
+import type { ActionResult, ActionSpec, Process, Source, Target } from './types'
 
 /**
  * A button's label: the title up to its first ": " (a source may write "Pause: SLEEP null -
@@ -54,6 +55,18 @@ export function actionsFor(source: Source | undefined, kind: string, role?: stri
   return source.actions.filter(
     (a) => a.targets.includes(kind) && permitted(a) && (kind !== 'node' || role === undefined || forRole(a, role)),
   )
+}
+
+/** A process's inline buttons (table rows, cards): start when not running, stop when running, restart. */
+export function inlineActions(source: Source | undefined, p: Process): { spec: ActionSpec; disabled: boolean }[] {
+  const live = isLive(p.state)
+  const out: { spec: ActionSpec; disabled: boolean }[] = []
+  for (const spec of actionsFor(source, 'process')) {
+    if (spec.name === 'start' && !live) out.push({ spec, disabled: false })
+    else if (spec.name === 'stop' && live) out.push({ spec, disabled: p.state === 'STOPPING' })
+    else if (spec.name === 'restart') out.push({ spec, disabled: false })
+  }
+  return out
 }
 
 /** The actions every one of `sources` offers on `kind` (for bulk actions across hosts). */
