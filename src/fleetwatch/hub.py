@@ -24,7 +24,7 @@ import fnmatch
 import logging
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -49,6 +49,8 @@ audit = logging.getLogger("fleetwatch.audit")
 
 SourceFactory = Callable[[SourceConfig, "SourceHandle"], SourceRunner]
 
+STALE_COMPACT = 1_000
+"""Replaced notifications a subscription's queue may hold before it is compacted."""
 COMMIT_BURST = 10
 """Commits that may follow one another at once after a quiet moment (module docstring):
 one action's changes with fleetwatch-agent (each transition's event, then its re-read,
@@ -67,6 +69,10 @@ class Subscription:
         self._hub = hub
         self._items: deque[Delta | Notification] = deque()
         self._deltas = 0
+        self._queued: dict[str, Notification] = {}
+        """The newest queued copy of each notification, by id."""
+        self._stale = 0
+        """Queued notifications a newer copy of theirs has replaced (left out when read)."""
         self._max = max_backlog
         self._wake = asyncio.Event()
         self.resync = False
@@ -80,31 +86,48 @@ class Subscription:
             return  # everything up to the resync snapshot is covered by it
         if isinstance(item, Delta):
             if self._deltas >= self._max:
-                self._items.clear()
-                self._deltas = 0
+                self._clear()
                 self.resync = True
                 self.dropped += 1
                 self._wake.set()
                 return
             self._deltas += 1
-        elif item.updated:
-            # A flapping note re-sent while its last copy still waits: send the newest once.
-            for i, queued in enumerate(self._items):
-                if isinstance(queued, Notification) and queued.id == item.id:
-                    del self._items[i]
-                    break
+        else:
+            # A flapping note re-sent (same id) while its last copy still waits: the
+            # newest goes out once, where it came. The old copy is left out when the
+            # queue is read, not searched for here: with thousands of flapping processes
+            # and a subscriber behind, a search per note was quadratic.
+            if item.id in self._queued:
+                self._stale += 1
+            self._queued[item.id] = item
         self._items.append(item)
+        if self._stale > STALE_COMPACT and 2 * self._stale > len(self._items):
+            self._items = deque(self._fresh())  # bounded memory for a subscriber that never reads
+            self._stale = 0
         self._wake.set()
+
+    def _fresh(self) -> list[Delta | Notification]:
+        """The queue without the notifications a newer copy replaced."""
+        if not self._stale:
+            return list(self._items)
+        newest = self._queued
+        return [i for i in self._items if isinstance(i, Delta) or newest[i.id] is i]
+
+    def _clear(self) -> list[Delta | Notification]:
+        """Empty the queue; what it held."""
+        items = self._fresh()
+        self._items.clear()
+        self._queued.clear()
+        self._stale = 0
+        self._deltas = 0
+        return items
 
     async def next(self) -> list[Delta | Notification]:
         """Wait until something is queued (or a resync is due); return and clear the queue."""
         while not self._items and not self.resync:
             self._wake.clear()
             await self._wake.wait()
-        items = list(self._items)
-        self._items.clear()
-        self._deltas = 0
-        return items
+        return self._clear()
 
     @property
     def backlog(self) -> int:
@@ -113,10 +136,7 @@ class Subscription:
 
     def drain(self) -> list[Delta | Notification]:
         """What is queued, without waiting (for a subscriber that stops)."""
-        items = list(self._items)
-        self._items.clear()
-        self._deltas = 0
-        return items
+        return self._clear()
 
     def take_resync(self) -> Snapshot:
         """Clear the resync flag and return the snapshot to start again from."""
@@ -124,8 +144,7 @@ class Subscription:
         # while ``resync`` is still set.
         snapshot = self._hub.snapshot()
         self.resync = False
-        self._items.clear()
-        self._deltas = 0
+        self._clear()
         return snapshot
 
     def close(self) -> None:
@@ -193,7 +212,9 @@ class Hub:
             flap_changes=config.hub.flap_changes, flap_window=config.hub.flap_window
         )
         self._flap_task: asyncio.Task[None] | None = None
-        self.notes: deque[Notification] = deque(maxlen=note_history)
+        self._notes: OrderedDict[str, Notification] = OrderedDict()
+        """The last ``note_history`` notifications by id, oldest first (see :attr:`notes`)."""
+        self._note_history = note_history
         self._factories = factories if factories is not None else default_factories()
         self._runners: dict[str, SourceRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -334,16 +355,21 @@ class Hub:
             self._noted(self.rules.tick())
 
     def _noted(self, notes: Iterable[Notification]) -> None:
+        kept = self._notes
         for note in notes:
-            if note.updated:
-                # A flapping note re-sent: the history holds it once, at its newest.
-                for i, kept in enumerate(self.notes):
-                    if kept.id == note.id:
-                        del self.notes[i]
-                        break
-            self.notes.append(note)
+            # A flapping note re-sent (same id): the history holds it once, at its newest.
+            kept.pop(note.id, None)
+            kept[note.id] = note
+            if len(kept) > self._note_history:
+                kept.popitem(last=False)
             for sub in list(self._subscriptions):
                 sub.push(note)
+
+    @property
+    def notes(self) -> list[Notification]:
+        """The last ``note_history`` notifications, oldest first; a flapping note once: its
+        newest copy, where that copy came."""
+        return list(self._notes.values())
 
     def _refill(self, now: float) -> float:
         """The commit credits at ``now`` (one per ``batch_interval`` since the last refill)."""

@@ -14,7 +14,7 @@ import pytest
 
 from fleetwatch.config import Config, HubConfig, load_config
 from fleetwatch.errors import ConfigError
-from fleetwatch.hub import Hub, Subscription
+from fleetwatch.hub import STALE_COMPACT, Hub, Subscription
 from fleetwatch.model import Process
 from fleetwatch.publishers.notifications import Notification, NotificationRules
 
@@ -267,8 +267,27 @@ def test_a_subscriber_behind_gets_the_newest_copy_once() -> None:
     for state in ["RUNNING", "EXITED"] * 6:
         clock.now += 0.01
         hub._put(proc(state))
-    queued = [i for i in sub._items if isinstance(i, Notification)]
+    queued = [i for i in sub.drain() if isinstance(i, Notification)]
     flapping = [n for n in queued if n.kind == "flapping"]
     assert len(flapping) == 1
     assert flapping[0].count == 11
     assert queued[-1] is flapping[0]  # at the end, where the newest copy came
+    assert hub.notes[-1] is flapping[0]  # the hub's history holds it once too
+    assert [n.kind for n in hub.notes].count("flapping") == 1
+
+
+def test_a_subscriber_that_never_reads_holds_each_flapping_note_once() -> None:
+    """Regression: replaced copies were searched for in the queue on every push (quadratic
+    with thousands of flapping processes); now they are left out when read, and the
+    queue of a subscriber that never reads is compacted so they do not pile up."""
+    hub = make_hub(flap_changes=3, flap_window=600)
+    clock = Clock()
+    hub.rules.clock = clock
+    sub = hub.subscribe(max_backlog=10**9)
+    for k in range(3_000):
+        clock.now += 0.01
+        hub._put(proc(("RUNNING", "EXITED")[k % 2]))
+    assert len(sub._items) <= STALE_COMPACT + 10  # no loop, no commit: notes alone
+    notes = [i for i in sub.drain() if isinstance(i, Notification)]
+    assert [n.kind for n in notes] == [None, None, "flapping"]  # two exits, then it flaps
+    assert notes[-1].count == 2_999  # every change after the first put
