@@ -138,14 +138,14 @@ def test_the_star_view_has_the_scheduler_in_the_centre_and_a_legend_for_every_ma
     hosts = {f"{SOURCE}/{cluster.host_name(d)}" for d in cluster.daemons}
     for host in hosts:
         expect(page.locator(f'[data-testid="graph-spoke"][data-id="{host}"]')).to_have_count(1)
-    # Settled: the scheduler sits amid its hosts (their centroid is near it).
-    page.screenshot(path="/tmp/star-early.png")
-
-    def settled() -> dict[str, float] | None:
-        spread: dict[str, float] = page.evaluate(SPREAD, SOURCE)
-        return spread if spread["off"] < spread["nearest"] and spread["nearest"] > 40 else None
-
-    wait_for(settled, 20, "the hosts around their scheduler")
+    # At rest, the scheduler sits amid its hosts (their centroid is near it), and the view
+    # ends on the fit: every host and its name inside the canvas.
+    expect(graph).to_have_attribute("data-settled", "true", timeout=60_000)
+    spread: dict[str, float] = page.evaluate(SPREAD, SOURCE)
+    assert spread["off"] < spread["nearest"], spread
+    assert spread["nearest"] > 40, spread
+    outside = page.evaluate(OUTSIDE)
+    assert outside == [], outside
     legend = tid(page, "graph-legend")
     marks = set(legend.locator("[data-mark]").evaluate_all("els => els.map(e => e.dataset.mark)"))
     assert {"scheduler", "fill", "ring", "job", "no-remote", "blocked", "local"} <= marks
@@ -161,6 +161,17 @@ def test_the_star_view_has_the_scheduler_in_the_centre_and_a_legend_for_every_ma
     screenshot(page, "star-view")
     tid(page, "graph-colour").click()
 
+
+OUTSIDE = """() => {
+    const box = document.querySelector('[data-testid="cluster-graph"]').getBoundingClientRect()
+    return [...document.querySelectorAll('[data-testid="graph-node"] text')]
+        .filter((t) => {
+            const r = t.getBoundingClientRect()
+            return r.left < box.left || r.right > box.right
+                || r.top < box.top || r.bottom > box.bottom
+        })
+        .map((t) => t.textContent)
+}"""
 
 SPREAD = """(source) => {
     const at = (el) => {

@@ -321,6 +321,8 @@ def walk(page: Page, world: World, tag: str, problems: list[str]) -> None:
     check(page, f"{tag}-cluster-jobs", problems)
     tid(page, "cluster-tab-graph").click()
     expect(tid(page, "graph-node")).to_have_count(len(world.cluster.daemons))
+    # The layout moves hosts for a few seconds and the view eases after them: measure at rest.
+    expect(tid(page, "cluster-graph")).to_have_attribute("data-settled", "true", timeout=60_000)
     check(page, f"{tag}-cluster-graph", problems)
     tid(page, "cluster-tab-timeline").click()
     expect(tid(page, "gantt").first).to_be_visible()
