@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 import sys
+import xmlrpc.client
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -232,6 +233,21 @@ def action_spec(source: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ fleets
+
+
+SPAWN_ERROR = 50
+"""supervisord's fault code (``xmlrpc.Faults.SPAWN_ERROR``)."""
+
+
+def start_no_wait(sv: Supervisord, program: str) -> None:
+    """Start ``program`` (a one-process group of that name) without waiting. A program that
+    dies at once may answer SPAWN_ERROR (supervisord saw it exit before answering): it was
+    started, and the caller waits for the state it wants from supervisord itself."""
+    try:
+        sv.call("supervisor.startProcess", f"{program}:{program}", False)
+    except xmlrpc.client.Fault as fault:
+        if fault.faultCode != SPAWN_ERROR:
+            raise
 
 
 def doomed_program() -> Program:

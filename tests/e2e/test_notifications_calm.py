@@ -9,7 +9,6 @@ the toasts cover no header, neither at 1400 px nor at 390 px.
 from __future__ import annotations
 
 import re
-import xmlrpc.client
 from collections.abc import Callable
 from typing import Any
 
@@ -17,10 +16,7 @@ from playwright.sync_api import Page, expect
 
 from fleetwatch.demo.supervisord import Program, Supervisord
 from tests.conftest import HubServer, source_config, wait_for
-from tests.e2e.conftest import process_row, screenshot, state_of, tid
-
-SPAWN_ERROR = 50
-"""supervisord's fault code (``xmlrpc.Faults.SPAWN_ERROR``)."""
+from tests.e2e.conftest import process_row, screenshot, start_no_wait, state_of, tid
 
 Supervisors = Callable[..., Supervisord]
 HubServers = Callable[..., HubServer]
@@ -35,17 +31,6 @@ def doomed(name: str) -> Program:
     return Program(
         name, "/bin/false", autostart=False, autorestart=False, extra={"startretries": "0"}
     )
-
-
-def start(sv: Supervisord, name: str) -> None:
-    """Start a program without waiting. A program that dies at once may answer SPAWN_ERROR
-    (supervisord saw it exit before answering): it was started, and the caller waits for
-    the state it wants from supervisord itself."""
-    try:
-        sv.call("supervisor.startProcess", f"{name}:{name}", False)
-    except xmlrpc.client.Fault as fault:
-        if fault.faultCode != SPAWN_ERROR:
-            raise
 
 
 def route(hub: HubServer, path: str) -> str:
@@ -93,7 +78,7 @@ def test_a_flapper_gives_one_updating_toast_and_a_mute_holds_across_reload(
     expect(process_row(page, "flap:flapper:flapper")).to_be_visible()
     expect(process_row(page, "flap:flapper:flapper")).to_have_attribute("data-state", "STOPPED")
 
-    start(sv, "flapper")
+    start_no_wait(sv, "flapper")
     toast = tid(page, "toast").filter(has_text="flapper")
     expect(toast.and_(page.locator('[data-kind="flapping"]'))).to_be_visible(timeout=30_000)
     expect(toast).to_contain_text("flapping")
@@ -119,7 +104,7 @@ def test_a_flapper_gives_one_updating_toast_and_a_mute_holds_across_reload(
     expect(tid(page, "toast")).to_have_count(0)
     page.reload()
     expect(process_row(page, "flap:doomed:doomed")).to_have_attribute("data-state", "STOPPED")
-    start(sv, "doomed")
+    start_no_wait(sv, "doomed")
     wait_for(lambda: state_of(sv, "flap:doomed:doomed") == "FATAL", 20, "doomed to go FATAL")
     expect(process_row(page, "flap:doomed:doomed")).to_have_attribute("data-state", "FATAL")
     tid(page, "tab-notifications").click()
@@ -150,7 +135,7 @@ def collapse_past_three(page: Page, supervisors: Supervisors, hub_server: HubSer
     for n in names:
         expect(process_row(page, f"many:{n}:{n}")).to_have_attribute("data-state", "STOPPED")
     for n in names:
-        start(sv, n)
+        start_no_wait(sv, n)
     for n in names:
         wait_for(lambda n=n: state_of(sv, f"many:{n}:{n}") == "FATAL", 20, f"{n} FATAL")
     more = tid(page, "toast-more")

@@ -54,6 +54,7 @@ from tests.e2e.conftest import (
     new_page,
     process_ids,
     process_row,
+    start_no_wait,
     tid,
 )
 
@@ -170,7 +171,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
             wait_for(settled, 120, "every source online, every host and process known")
             # A FATAL process (and its notification), finished and failed compile jobs.
-            svs[1].call("supervisor.startProcess", "doomed:doomed", False)
+            start_no_wait(svs[1], "doomed")
             codes: list[int] = []
             worker = threading.Thread(
                 target=lambda: codes.extend(cluster.compile(4, 2, fail=True)), daemon=True

@@ -14,6 +14,7 @@ from tests.e2e.conftest import (
     expect_rows,
     process_row,
     screenshot,
+    start_no_wait,
     state_of,
     tid,
 )
@@ -50,7 +51,7 @@ def test_a_fatal_process_is_toasted_and_listed(page: Page, fleet: Fleet) -> None
     pid = "beta:doomed:doomed"
     page.goto(fleet.route("processes"))
     expect(process_row(page, pid)).to_be_visible()
-    sv.call("supervisor.startProcess", "doomed:doomed", False)
+    start_no_wait(sv, "doomed")
     wait_for(lambda: state_of(sv, pid) == "FATAL", 20, "doomed to go FATAL")
     expect(process_row(page, pid)).to_have_attribute("data-state", "FATAL")
     toast = tid(page, "toast").filter(has_text="doomed")
